@@ -1,0 +1,5 @@
+"""``python -m listserv`` is the same as the ``listserv`` console script."""
+
+from listserv.cli import main
+
+raise SystemExit(main())

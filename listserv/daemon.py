@@ -1,0 +1,78 @@
+"""The daemon: wires store, intake, processor and (later) scheduler and sender.
+
+``Daemon`` is started and stopped by ``listserv serve`` and, in the same
+way, by the tests, which run it inside their own event loop on a free
+loopback port. Startup order is store, then workers, then the listening
+socket (so nothing is accepted that cannot be stored); shutdown is the
+reverse (the socket closes first, so nothing new arrives while the
+workers finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from listserv.addresses import Role
+from listserv.config import Config
+from listserv.intake import Intake, IntakeServer
+from listserv.log import event
+from listserv.processor import Handler, Processor
+from listserv.store import Clock, Store, utcnow
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = utcnow,
+        handlers: Mapping[Role, Handler] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._handlers = handlers
+        self.store: Store | None = None
+        self.processor: Processor | None = None
+        self.server: IntakeServer | None = None
+        self.address: tuple[str, int] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> tuple[str, int]:
+        self.config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await Store.open(self.config.database_path, clock=self.clock)
+        self.processor = Processor(self.store, self._handlers)
+        await self.processor.recover()
+        self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+        intake = Intake(self.config, self.store, on_commit=self.processor.wake, clock=self.clock)
+        self.server = IntakeServer(self.config, intake)
+        self.address = await self.server.start()
+        event("listening", host=self.address[0], port=self.address[1],
+              protocol=self.config.server.protocol,
+              starttls=self.server.tls_context is not None,
+              lists=",".join(m.address for m in self.config.lists))
+        return self.address
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        if self.processor is not None:
+            self.processor.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=30)
+            except TimeoutError:
+                event("worker_stuck", level="error", task=task.get_name())
+            except Exception as exc:
+                event("worker_failed", level="error", task=task.get_name(),
+                      error=f"{type(exc).__name__}: {exc}")
+        if self.store is not None:
+            await self.store.close()
+        event("stopped")
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,119 @@
+"""Shared fixtures: a config written to a temp dir, a real daemon on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from listserv import config as configuration
+from listserv.config import Config
+from listserv.daemon import Daemon
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+SAMPLES = SHARED / "samples"
+
+LIST = "soziale.arbeit.an.schulen@gelsenkirchen.de"
+MODERATOR = "koordination@gelsenkirchen.de"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def write_config(
+    directory: Path,
+    *,
+    server: dict[str, Any] | None = None,
+    delivery: dict[str, Any] | None = None,
+    lists: list[dict[str, Any]] | None = None,
+    extra: str = "",
+) -> Path:
+    """Write a test TOML: loopback, port 0, data_dir inside ``directory``."""
+    server_table = {"host": "127.0.0.1", "port": 0, "data_dir": str(directory / "var"),
+                    "shutdown_grace": 2}
+    server_table.update(server or {})
+    delivery_table = {"transport": "maildir"}
+    delivery_table.update(delivery or {})
+    if lists is None:
+        lists = [{"address": LIST, "display_name": "Netzwerk Soziale Arbeit an Schulen",
+                  "moderators": [MODERATOR], "subject_prefix": "[SAS]"}]
+    lines = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in server_table.items()]
+    lines += ["", "[delivery]"] + [f"{k} = {toml_value(v)}" for k, v in delivery_table.items()]
+    for table in lists:
+        lines += ["", "[[lists]]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    path = directory / "listserv.toml"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+async def wait_for(
+    condition: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    timeout: float = 5.0,
+    interval: float = 0.01,
+) -> Any:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., Config]:
+    def make(**kwargs: Any) -> Config:
+        return configuration.load(write_config(tmp_path, **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def cfg(config_factory: Callable[..., Config]) -> Config:
+    return config_factory()
+
+
+@pytest.fixture
+async def daemon(cfg: Config) -> AsyncIterator[Daemon]:
+    d = Daemon(cfg)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+def mail(
+    *,
+    sender: str = "anna@example.org",
+    to: str = LIST,
+    subject: str = "Fachtag am 3. Dezember",
+    body: str = "Liebe Kolleginnen und Kollegen,\n\nbis bald.\n",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A small, well-formed message as bytes with CRLF line ends."""
+    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}",
+             "Date: Wed, 25 Nov 2026 10:00:00 +0100",
+             f"Message-ID: <{abs(hash((sender, subject, body)))}@example.org>",
+             "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+             "Content-Transfer-Encoding: 8bit"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode("utf-8")
