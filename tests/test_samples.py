@@ -1,0 +1,128 @@
+"""The network's sample mails parse as ``shared/samples/expected.json`` says; no corpus mail
+makes the parser raise."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from listserv.commands import Command, Context, Verb, parse_commands
+from listserv.mailtext import body_text, header_text
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLES = SHARED / "samples"
+CORPUS = SHARED / "corpus"
+NOT_MAIL = {".json", ".md", ".tsv"}
+
+INTENTS = {
+    "subscribe": Verb.SUBSCRIBE,
+    "unsubscribe": Verb.UNSUBSCRIBE,
+    "confirm": Verb.CONFIRM,
+    "approve": Verb.APPROVE,
+    "reject": Verb.REJECT,
+    "discard": Verb.DISCARD,
+    "help": Verb.HELP,
+}
+
+
+def load(path: Path) -> EmailMessage:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+
+
+def context_for(msg: EmailMessage) -> Context:
+    """The context the router would pick from the recipient address."""
+    to = header_text(msg, "To").lower()
+    if "-confirm+" in to:
+        return Context.REPLY
+    if "-request@" in to:
+        return Context.REQUEST
+    return Context.POST
+
+
+def expected() -> dict[str, dict[str, str]]:
+    if not (SAMPLES / "expected.json").is_file():
+        return {}
+    return json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
+
+
+def actionable(commands: list[Command]) -> list[Verb]:
+    """The verbs the caller would act on; UNKNOWN only earns a "not understood" answer."""
+    return [c.verb for c in commands if c.verb is not Verb.UNKNOWN]
+
+
+@pytest.mark.parametrize("name", sorted(expected()) or ["<samples missing>"])
+def test_sample_intent(name: str) -> None:
+    if not expected():
+        pytest.skip(f"samples not found at {SAMPLES}")
+    msg = load(SAMPLES / name)
+    intent = expected()[name]["intent"]
+    found = actionable(parse_commands(msg, context_for(msg)))
+    assert found == ([] if intent == "none" else [INTENTS[intent]]), expected()[name]["note"]
+
+
+def test_sample_reject_reason_is_kept_whole() -> None:
+    path = SAMPLES / "06-outlook-moderator-reject.eml"
+    if not path.is_file():
+        pytest.skip(f"sample not found: {path}")
+    assert parse_commands(load(path), Context.REPLY) == [
+        Command(Verb.REJECT, "Bitte nicht über den Verteiler werben.")
+    ]
+
+
+def test_sample_contexts_cover_all_three_addresses() -> None:
+    if not expected():
+        pytest.skip(f"samples not found at {SAMPLES}")
+    contexts = {context_for(load(SAMPLES / name)) for name in expected()}
+    assert contexts == set(Context)
+
+
+def test_sample_html_only_mail_is_read() -> None:
+    path = SAMPLES / "09-abmelden-outlook-html.eml"
+    if not path.is_file():
+        pytest.skip(f"sample not found: {path}")
+    assert "tragen Sie mich aus dem Verteiler aus" in body_text(load(path))
+
+
+def corpus_files() -> list[Path]:
+    return sorted(
+        path
+        for folder in ("messages", "bounces")
+        for path in (CORPUS / folder).rglob("*")
+        if path.is_file() and path.suffix.lower() not in NOT_MAIL
+    )
+
+
+def test_corpus_never_makes_the_parser_raise() -> None:
+    files = corpus_files()
+    if not files:
+        pytest.skip(f"corpus not found at {CORPUS}")
+    for path in files:
+        msg = load(path)
+        for context in Context:
+            result = parse_commands(msg, context)
+            assert isinstance(result, list), path
+        assert isinstance(body_text(msg), str), path
+    assert len(files) > 1000  # the whole corpus was read, not a stray subfolder
+
+
+def test_corpus_hazard_files_are_read() -> None:
+    """The files on which the stdlib raises (python-email-hazards.json) still give text."""
+    hazards = CORPUS / "python-email-hazards.json"
+    if not hazards.is_file():
+        pytest.skip(f"not found: {hazards}")
+    names = json.loads(hazards.read_text(encoding="utf-8"))["files"]
+    read = 0
+    for name in names:
+        path = CORPUS / name
+        if path.is_file():
+            msg = load(path)
+            assert isinstance(header_text(msg, "From"), str)
+            read += bool(body_text(msg).strip())
+            for context in Context:
+                parse_commands(msg, context)
+    assert read >= 0.8 * len(names)
