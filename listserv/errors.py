@@ -2,6 +2,7 @@
 
     ListservError
     ├── ConfigError      the TOML file is wrong: one line, exit status 2
+    │   └── dkim.DkimKeyError   the DKIM key is missing, unreadable or too weak
     └── StoreError       the database cannot take the write (full, locked,
                          read-only): intake answers 451, workers retry later
 
