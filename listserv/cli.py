@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from listserv import __version__, log
+from listserv import __version__, cli_admin, log
 from listserv import config as configuration
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
@@ -69,7 +69,7 @@ async def _check(cfg: Config) -> int:
 
         try:
             dkim.Signer.from_config(cfg.dkim)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ConfigError) as exc:
             raise ConfigError(f"{cfg.path}: [dkim] private_key: {exc}") from None
     names = ", ".join(m.address for m in cfg.lists)
     print(f"{cfg.path}: OK ({len(cfg.lists)} list(s): {names}; "
@@ -86,25 +86,28 @@ COMMANDS: dict[str, tuple[str, Callable[[Config], Coroutine[Any, Any, int]]]] = 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML file (default: $LISTSERV_CONFIG, "
+                                         "else config/listserv.toml)")
+    common.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser = argparse.ArgumentParser(prog="listserv", description="mailing-list manager daemon")
     parser.add_argument("--version", action="version", version=f"listserv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, _) in COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("--config", help="TOML file (default: $LISTSERV_CONFIG, "
-                                          "else config/listserv.toml)")
-        cmd.add_argument("--log-level", default="INFO",
-                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        sub.add_parser(name, help=help_text, parents=[common])
+    cli_admin.add_parsers(sub, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log.setup(args.log_level)
-    _, command = COMMANDS[args.command]
     try:
         cfg = _load(args)
-        return asyncio.run(command(cfg))
+        if args.command in COMMANDS:
+            return asyncio.run(COMMANDS[args.command][1](cfg))
+        return asyncio.run(cli_admin.run(cfg, args))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -1,4 +1,4 @@
-"""The daemon: wires store, intake, processor and (later) scheduler and sender.
+"""The daemon: wires store, intake, processor, scheduler and sender.
 
 ``Daemon`` is started and stopped by ``listserv serve`` and, in the same
 way, by the tests, which run it inside their own event loop on a free
@@ -15,9 +15,15 @@ from collections.abc import Mapping
 
 from listserv.addresses import Role
 from listserv.config import Config
+from listserv.dmarc import DmarcLookup
+from listserv.handlers import build_handlers
+from listserv.inbound_dkim import DnsFunc
 from listserv.intake import Intake, IntakeServer
 from listserv.log import event
 from listserv.processor import Handler, Processor
+from listserv.respond import Context
+from listserv.scheduler import Scheduler
+from listserv.sender import Sender
 from listserv.store import Clock, Store, utcnow
 
 
@@ -28,12 +34,19 @@ class Daemon:
         *,
         clock: Clock = utcnow,
         handlers: Mapping[Role, Handler] | None = None,
+        dmarc: DmarcLookup | None = None,
+        dkim_dns: DnsFunc | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self._handlers = handlers
+        self._dmarc = dmarc
+        self._dkim_dns = dkim_dns
+        self.ctx: Context | None = None
+        self.scheduler: Scheduler | None = None
         self.store: Store | None = None
         self.processor: Processor | None = None
+        self.sender: Sender | None = None
         self.server: IntakeServer | None = None
         self.address: tuple[str, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -41,9 +54,19 @@ class Daemon:
     async def start(self) -> tuple[str, int]:
         self.config.server.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(self.config.database_path, clock=self.clock)
-        self.processor = Processor(self.store, self._handlers)
+        self.ctx = Context(config=self.config, store=self.store, clock=self.clock,
+                           wake_sender=self.wake_sender, dmarc=self._dmarc,
+                           dkim_dns=self._dkim_dns)
+        handlers = self._handlers
+        if handlers is None:
+            handlers = build_handlers(self.ctx)
+        self.processor = Processor(self.store, handlers)
         await self.processor.recover()
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+        self.sender = Sender(self.config, self.store, clock=self.clock)
+        await self.sender.start()
+        self.scheduler = Scheduler(self.ctx)
+        self.scheduler.start()
         intake = Intake(self.config, self.store, on_commit=self.processor.wake, clock=self.clock)
         self.server = IntakeServer(self.config, intake)
         self.address = await self.server.start()
@@ -53,9 +76,17 @@ class Daemon:
               lists=",".join(m.address for m in self.config.lists))
         return self.address
 
+    def wake_sender(self) -> None:
+        """Handlers call this after committing outgoing mail."""
+        sender = getattr(self, "sender", None)
+        if sender is not None:
+            sender.wake()
+
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.processor is not None:
             self.processor.stop()
         for task in self._tasks:
@@ -66,6 +97,8 @@ class Daemon:
             except Exception as exc:
                 event("worker_failed", level="error", task=task.get_name(),
                       error=f"{type(exc).__name__}: {exc}")
+        if self.sender is not None:
+            await self.sender.stop()
         if self.store is not None:
             await self.store.close()
         event("stopped")

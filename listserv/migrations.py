@@ -36,4 +36,123 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX inbox_todo ON inbox (state, id);
         """,
     ),
+    (
+        2,
+        """
+        -- Members of a list. An address is stored lowercased (the form we compare);
+        -- the display name and language come from the member's own request.
+        CREATE TABLE members (
+            id                INTEGER PRIMARY KEY,
+            list_address      TEXT    NOT NULL,
+            address           TEXT    NOT NULL,
+            display_name      TEXT    NOT NULL DEFAULT '',
+            language          TEXT    NOT NULL DEFAULT 'de',
+            status            TEXT    NOT NULL DEFAULT 'enabled'
+                              CHECK (status IN ('enabled', 'disabled')),
+            disabled_reason   TEXT    NOT NULL DEFAULT '',   -- 'bounces' or ''
+            bounce_score      REAL    NOT NULL DEFAULT 0,
+            last_bounce_at    TEXT,
+            joined_at         TEXT    NOT NULL,
+            unsubscribe_token TEXT    UNIQUE,                -- sha256 of the one-click token
+            UNIQUE (list_address, address)
+        );
+        -- Secret, single-use, expiring tokens. Only a SHA-256 of the token is
+        -- stored: a copy of the database does not let anyone confirm anything.
+        CREATE TABLE tokens (
+            token_hash    TEXT    PRIMARY KEY,
+            action        TEXT    NOT NULL,   -- membership.Action / moderation
+            list_address  TEXT    NOT NULL,
+            address       TEXT    NOT NULL,   -- whom the action is about
+            requester     TEXT    NOT NULL DEFAULT '',
+            data          TEXT    NOT NULL DEFAULT '{}',   -- JSON: name, language, reason ...
+            created_at    TEXT    NOT NULL,
+            expires_at    TEXT    NOT NULL,
+            used_at       TEXT,
+            used_by       TEXT    NOT NULL DEFAULT '',
+            outcome       TEXT    NOT NULL DEFAULT ''
+        );
+        CREATE INDEX tokens_expiry ON tokens (expires_at) WHERE used_at IS NULL;
+        -- DSGVO proof of consent and of every membership change: who, when,
+        -- by which token and which mail. Never a body.
+        CREATE TABLE consent_log (
+            id            INTEGER PRIMARY KEY,
+            list_address  TEXT    NOT NULL,
+            address       TEXT    NOT NULL,
+            event         TEXT    NOT NULL,
+            at            TEXT    NOT NULL,
+            token_hash    TEXT    NOT NULL DEFAULT '',
+            message_id    TEXT    NOT NULL DEFAULT '',
+            detail        TEXT    NOT NULL DEFAULT ''
+        );
+        CREATE INDEX consent_by_address ON consent_log (address);
+        -- Automatic answers sent, for the per-address daily cap.
+        CREATE TABLE reply_log (
+            id        INTEGER PRIMARY KEY,
+            address   TEXT    NOT NULL,
+            at        TEXT    NOT NULL,
+            kind      TEXT    NOT NULL
+        );
+        CREATE INDEX reply_log_by_address ON reply_log (address, at);
+        """,
+    ),
+    (
+        3,
+        """
+        -- One message to send: a reply, a notice, or one approved list post.
+        CREATE TABLE outgoing (
+            id            INTEGER PRIMARY KEY,
+            created_at    TEXT    NOT NULL,
+            kind          TEXT    NOT NULL,   -- 'reply' | 'notice' | 'post'
+            list_address  TEXT    NOT NULL,
+            inbox_id      INTEGER,            -- the inbox row that caused it
+            message_id    TEXT    NOT NULL DEFAULT '',
+            mail_from     TEXT    NOT NULL,   -- envelope sender (VERP posts: the bounces address)
+            verp          INTEGER NOT NULL DEFAULT 0,
+            personalize   INTEGER NOT NULL DEFAULT 0,
+            raw           BLOB                -- the copy as it goes out, before DKIM
+        );
+        -- One row per recipient of an outgoing message: its delivery state.
+        CREATE TABLE deliveries (
+            id            INTEGER PRIMARY KEY,
+            outgoing_id   INTEGER NOT NULL REFERENCES outgoing (id) ON DELETE CASCADE,
+            rcpt          TEXT    NOT NULL,
+            domain        TEXT    NOT NULL,
+            state         TEXT    NOT NULL DEFAULT 'pending'
+                          CHECK (state IN ('pending', 'sending', 'sent', 'deferred', 'failed')),
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            next_attempt  TEXT,
+            last_reply    TEXT    NOT NULL DEFAULT '',
+            updated_at    TEXT,
+            UNIQUE (outgoing_id, rcpt)
+        );
+        CREATE INDEX deliveries_todo ON deliveries (state, next_attempt, outgoing_id, domain);
+        """,
+    ),
+    (
+        4,
+        """
+        -- Every post to a list, and what became of it. The raw mail stays in
+        -- its inbox row; this row holds the decision and its history.
+        CREATE TABLE posts (
+            id              INTEGER PRIMARY KEY,
+            inbox_id        INTEGER NOT NULL UNIQUE REFERENCES inbox (id),
+            list_address    TEXT    NOT NULL,
+            sender          TEXT    NOT NULL,
+            subject         TEXT    NOT NULL DEFAULT '',
+            size            INTEGER NOT NULL DEFAULT 0,
+            rule            TEXT    NOT NULL,          -- the policy rule that decided first
+            reason          TEXT    NOT NULL,
+            created_at      TEXT    NOT NULL,
+            state           TEXT    NOT NULL
+                            CHECK (state IN ('held', 'approved', 'rejected', 'discarded',
+                                             'expired')),
+            decided_at      TEXT,
+            decided_by      TEXT    NOT NULL DEFAULT '',   -- moderator address, 'policy', 'cli'
+            decision_reason TEXT    NOT NULL DEFAULT '',
+            outgoing_id     INTEGER,                   -- set once an approved post is queued
+            reminded_at     TEXT
+        );
+        CREATE INDEX posts_by_state ON posts (state, created_at);
+        """,
+    ),
 ]

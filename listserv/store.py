@@ -264,10 +264,20 @@ class Store:
 
     async def finish(self, item_id: int, outcome: str) -> None:
         async with self.transaction() as db:
-            await db.execute(
-                "UPDATE inbox SET state = 'done', outcome = ?, handled_at = ? WHERE id = ?",
-                (outcome, iso(self.clock()), item_id),
-            )
+            await self.finish_in(db, item_id, outcome)
+
+    async def finish_in(self, db: aiosqlite.Connection, item_id: int, outcome: str) -> None:
+        """Mark a row done inside the caller's transaction.
+
+        A handler that changes state calls this in the same transaction as
+        its change, so a crash cannot apply the change and then do it again.
+        The processor's own ``finish`` afterwards is then a no-op.
+        """
+        await db.execute(
+            "UPDATE inbox SET state = 'done', outcome = ?, handled_at = ?"
+            " WHERE id = ? AND state = 'processing'",
+            (outcome, iso(self.clock()), item_id),
+        )
 
     async def fail(self, item: InboxItem, error: str) -> InboxState:
         """A processing attempt raised: retry later with backoff, or park it."""

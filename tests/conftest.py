@@ -91,9 +91,34 @@ def cfg(config_factory: Callable[..., Config]) -> Config:
     return config_factory()
 
 
+class FakeDns:
+    """TXT records for tests: DMARC lookups and DKIM keys, no network."""
+
+    def __init__(self) -> None:
+        self.txt: dict[str, list[str]] = {}
+
+    async def __call__(self, name: str) -> list[str]:
+        return self.txt.get(name.rstrip(".").lower(), [])
+
+    def dkim(self, name: bytes, timeout: float = 5) -> bytes | None:
+        records = self.txt.get(name.decode().rstrip(".").lower())
+        return records[0].encode() if records else None
+
+
 @pytest.fixture
-async def daemon(cfg: Config) -> AsyncIterator[Daemon]:
-    d = Daemon(cfg)
+def dns() -> FakeDns:
+    return FakeDns()
+
+
+def make_daemon(cfg: Config, dns: FakeDns, **kwargs: Any) -> Daemon:
+    from listserv.dmarc import DmarcLookup
+
+    return Daemon(cfg, dmarc=DmarcLookup(dns), dkim_dns=dns.dkim, **kwargs)
+
+
+@pytest.fixture
+async def daemon(cfg: Config, dns: FakeDns) -> AsyncIterator[Daemon]:
+    d = make_daemon(cfg, dns)
     await d.start()
     try:
         yield d
@@ -117,3 +142,35 @@ def mail(
              "Content-Transfer-Encoding: 8bit"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode("utf-8")
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.advance(days=8)``)."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> Any:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def clocked_daemon(cfg: Config, clock: FakeClock, dns: FakeDns) -> AsyncIterator[Daemon]:
+    d = make_daemon(cfg, dns, clock=clock)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()

@@ -91,7 +91,7 @@ def test_sigterm_mid_data_stores_nothing_half_and_restart_keeps_all(
 ) -> None:
     for i in range(3):
         send(served.port, f"accepted {i}")
-    served.wait_line(r"event=processed .*outcome=recorded")
+    served.wait_line(r"event=processed ")
     # A client stops in the middle of DATA and never finishes.
     sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
     f = sock.makefile("rwb")

@@ -32,7 +32,7 @@ def _source(language: str, name: str) -> str:
     return ref.read_text(encoding="utf-8")
 
 
-def render(language: str, name: str, **values: object) -> Rendered:
+def render(language: str, name: str, /, **values: object) -> Rendered:
     """Fill template ``name`` in ``language`` (falling back to German)."""
     text = Template(_source(language, name)).substitute({k: str(v) for k, v in values.items()})
     subject = ""

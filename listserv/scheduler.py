@@ -1,0 +1,100 @@
+"""Timed work, in one place, on APScheduler.
+
+Every job works from database state, so a restart or a missed run loses
+nothing and running a job twice does no harm: a reminder lists what is
+held *now*, expiry expires what is old *now*, publishing queues approved
+posts not queued yet. Times of day are in the server's time zone
+(``[server] timezone``, default Europe/Berlin).
+
+``Scheduler.run_now(job_id)`` runs a job's own function at once; tests use
+it with a controlled clock instead of waiting for the trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from listserv import moderation, tokens
+from listserv.log import event
+from listserv.respond import Context
+
+JobFunc = Callable[[Context], Awaitable[object]]
+
+
+async def expire_tokens(ctx: Context) -> int:
+    async with ctx.store.transaction() as db:
+        return await tokens.expire(db, ctx.clock())
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: JobFunc
+    trigger: Callable[[str], BaseTrigger]
+    what: str
+
+
+async def kick_sender(ctx: Context) -> None:
+    """Mail queued by another process (the CLI) is noticed within this interval."""
+    ctx.wake_sender()
+
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec("kick_sender", kick_sender, lambda tz: IntervalTrigger(seconds=30, timezone=tz),
+            "look for mail queued by the CLI"),
+    JobSpec("publish_approved", moderation.publish_approved,
+            lambda tz: IntervalTrigger(minutes=1, timezone=tz),
+            "queue approved posts not yet queued (CLI approvals, crash recovery)"),
+    JobSpec("remind_moderators", moderation.remind_moderators,
+            lambda tz: CronTrigger(hour=8, minute=0, timezone=tz),
+            "daily reminder of posts held for more than a day"),
+    JobSpec("expire_held", moderation.expire_held,
+            lambda tz: CronTrigger(minute=15, timezone=tz),
+            "expire posts held longer than hold_days; tell the poster"),
+    JobSpec("expire_tokens", expire_tokens,
+            lambda tz: CronTrigger(hour=3, minute=30, timezone=tz),
+            "delete long-expired and long-used tokens"),
+)
+
+
+class Scheduler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        tz = ctx.config.server.timezone
+        self._scheduler = AsyncIOScheduler(timezone=tz)
+        self._specs = {spec.id: spec for spec in JOBS}
+        for spec in JOBS:
+            self._scheduler.add_job(self._runner(spec), spec.trigger(tz), id=spec.id,
+                                    name=spec.what, coalesce=True, max_instances=1,
+                                    misfire_grace_time=3600)
+
+    def _runner(self, spec: JobSpec) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                result = await spec.func(self.ctx)
+                if result:  # quiet when there was nothing to do
+                    event("job_done", job=spec.id, result=result)
+            except Exception as exc:  # a job's fault is logged; the next run tries again
+                event("job_failed", level="error", job=spec.id,
+                      error=f"{type(exc).__name__}: {exc}")
+
+        return run
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def next_runs(self) -> dict[str, str]:
+        return {job.id: str(job.next_run_time) for job in self._scheduler.get_jobs()}
+
+    async def run_now(self, job_id: str) -> object:
+        return await self._specs[job_id].func(self.ctx)
