@@ -203,10 +203,6 @@ def unsubscribe_token(secret: bytes, list_address: str, address: str) -> str:
     return base64.b32encode(mac[:20]).decode("ascii").lower()
 
 
-_MEMBER_LINE = {
-    "de": "Sie erhalten diese Mail als Mitglied mit der Adresse $address",
-    "en": "You receive this mail as a member with the address $address",
-}
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+|[a-z2-7]{32}")
 _ENCODED = re.compile(rb"(?im)^content-transfer-encoding:\s*(quoted-printable|base64)")
 
@@ -221,12 +217,12 @@ def render_personal(raw: bytes, mlist: ListConfig, member: str, unsubscribe_url:
     """
     msg = message_from_bytes(raw, _class=EmailMessage, policy=transform.COPY_POLICY)
     out = transform.list_copy(msg, mlist, unsubscribe_url=unsubscribe_url, add_footer=False)
-    footer = transform.render_footer(mlist, unsubscribe_url=unsubscribe_url)
-    if unsubscribe_url is None:
-        line = _MEMBER_LINE.get(mlist.language, _MEMBER_LINE["de"])
-        footer += line.replace("$address", member) + "\n"
+    # One varying value per copy (the URL's token, else the address) keeps
+    # PersonalCopies' one-template rendering exact.
+    footer = transform.render_footer(mlist, unsubscribe_url=unsubscribe_url,
+                                     member=None if unsubscribe_url else member)
     try:
-        transform._add_footer(out, footer)  # private: see the note to the lead
+        transform.append_footer(out, footer)
     except Exception:  # a post we cannot change safely goes out without the footer
         out = transform.list_copy(msg, mlist, unsubscribe_url=unsubscribe_url, add_footer=False)
     return out.as_bytes(policy=transform.COPY_POLICY)

@@ -94,7 +94,7 @@ def list_copy(
     out = copy.deepcopy(msg)
     if add_footer:
         try:
-            changed = _add_footer(out, render_footer(mlist, unsubscribe_url=unsubscribe_url))
+            changed = append_footer(out, render_footer(mlist, unsubscribe_url=unsubscribe_url))
         except Exception:  # a post we cannot change safely goes out unchanged
             changed = False
         if not changed:
@@ -279,11 +279,14 @@ def _rewrite_from(msg: EmailMessage, mlist: ListConfig, poster_header: PosterHea
 # -- footer ------------------------------------------------------------------
 
 
-def render_footer(mlist: ListConfig, *, unsubscribe_url: str | None = None) -> str:
+def render_footer(
+    mlist: ListConfig, *, unsubscribe_url: str | None = None, member: str | None = None
+) -> str:
     """The footer text from ``templates/<language>/footer.txt``.
 
     A template line that names a value we do not have (``$unsubscribe_url``
-    without a web endpoint) is left out, so one template serves both cases.
+    without a web endpoint, ``$member`` in a copy shared by all members) is
+    left out, so one template serves every case.
     """
     text = render(
         mlist.language, "footer",
@@ -291,12 +294,13 @@ def render_footer(mlist: ListConfig, *, unsubscribe_url: str | None = None) -> s
         list_address=mlist.address,
         leave_address=mlist.sub_address("leave"),
         unsubscribe_url=_url(unsubscribe_url) if unsubscribe_url else _ABSENT,
+        member=_one_line(member) if member else _ABSENT,
     ).body
     lines = [line for line in text.splitlines() if _ABSENT not in line]
     return "\n".join(lines).strip("\n") + "\n"
 
 
-def _add_footer(msg: EmailMessage, footer: str) -> bool:
+def append_footer(msg: EmailMessage, footer: str) -> bool:
     """Add ``footer`` where the members will read it; False if we must not."""
     ctype = msg.get_content_type()
     if (_structure_broken(msg) or ctype in PROTECTED_TYPES
