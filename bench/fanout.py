@@ -10,10 +10,19 @@ script with ``--child``: a real ``Daemon`` with the SMTP transport pointed at
 the sink, N members inserted straight into its database), and this driver.
 
 t0 is the moment the post's ``outbox.enqueue_post`` transaction has
-committed (the daemon is then woken as the POST handler will wake it):
-the POST role does not yet publish directly for ``post_policy = "open"``,
-so the time from the post's SMTP 250 cannot be measured yet; for an open
-list it adds one inbox claim and one commit. Reported: recipients/s over
+committed (the daemon is then woken as the POST handler wakes it). With
+``--from-250`` the post is instead sent over SMTP to the daemon of an open
+list (``post_policy = "open"``, the poster a member) and t0 is the moment
+its ``250`` arrives: that adds intake, the processor, the policy and the
+list copy (DMARC answers come from a stub, as from a warm cache).
+
+``--defer-every K`` is the retry pass: the sink (aiosmtpd, in its own
+process) answers ``451`` to the first attempt of every K-th recipient; the
+daemon's clock is moved past the first retry time once the first pass is
+through, and the report gives both passes next to the same sink without
+deferrals, so the cost of retries can be compared with their share.
+
+Reported: recipients/s over
 t0 -> last copy at the sink, first and last copy after t0, the time until
 every row is recorded ``sent``, the daemon's peak RSS (VmHWM; the signing
 processes separately), and with ``--capacity`` the sink's own ceiling for
@@ -32,7 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import aiosmtplib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,7 +89,9 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
     from listserv import config as configuration
     from listserv import outbox, transform
     from listserv.daemon import Daemon
+    from listserv.delivery import RETRY_SCHEDULE
     from listserv.dkim import generate_key
+    from listserv.dmarc import DmarcLookup
     from tests.conftest import write_config
 
     work = Path(args.dir)
@@ -91,8 +105,17 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
         "smtp_starttls": "off", "verp": args.mode != "bulk", "personalize": personalize,
     }, lists=[{"address": LIST, "display_name": "Bench", "moderators": ["mod@example.com"],
                "subject_prefix": "[Bench]"}], extra=extra)
+    if args.from_250:
+        path.write_text(path.read_text().replace('subject_prefix = "[Bench]"',
+                                                 'subject_prefix = "[Bench]"\n'
+                                                 'post_policy = "open"'))
     config = configuration.load(path)
-    daemon = Daemon(config)
+
+    async def no_dmarc_record(name: str) -> list[str]:
+        return []
+
+    clock = OffsetClock()
+    daemon = Daemon(config, clock=clock, dmarc=DmarcLookup(no_dmarc_record))
     await daemon.start()
     assert daemon.store is not None and daemon.sender is not None
     store, sender = daemon.store, daemon.sender
@@ -107,13 +130,33 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
     if sender._personal is not None:  # a daemon that runs has its signing processes up
         await sender._personal.pool.wait_ready()
     rss_idle = vm_hwm_kib()
-    async with store.transaction() as db:
-        await outbox.enqueue_post(db, now=store.clock(), list_address=LIST,
-                                  mail_from=mlist.bounces_address, raw=raw,
-                                  message_id="<fanout@example.org>", inbox_id=None,
-                                  verp=args.mode != "bulk", personalize=personalize)
-    t0 = time.time()
-    sender.wake()
+    if args.from_250:
+        assert daemon.address is not None
+        smtp = aiosmtplib.SMTP(hostname=daemon.address[0], port=daemon.address[1],
+                               start_tls=False)
+        await smtp.connect()
+        await smtp.sendmail("member000000@example.org", [LIST], post_bytes())
+        t0 = time.time()
+        await smtp.quit()
+    else:
+        async with store.transaction() as db:
+            await outbox.enqueue_post(db, now=store.clock(), list_address=LIST,
+                                      mail_from=mlist.bounces_address, raw=raw,
+                                      message_id="<fanout@example.org>", inbox_id=None,
+                                      verp=args.mode != "bulk", personalize=personalize)
+        t0 = time.time()
+        sender.wake()
+    first_pass_s = None
+    if args.defer_every:
+        deferred_expected = args.members // args.defer_every
+        while sender.sent + sender.failed < args.members - deferred_expected:
+            await asyncio.sleep(0.005)
+        first_pass_s = round(time.time() - t0, 3)
+        while sender.deferred < deferred_expected:
+            await asyncio.sleep(0.005)
+        clock.offset += RETRY_SCHEDULE[0].total_seconds() + 1
+        t_retry = time.time()
+        sender.wake()
     while sender.sent + sender.failed < args.members:
         await asyncio.sleep(0.005)
     t_recorded = time.time() - t0
@@ -122,6 +165,8 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
         pool_pids = list(sender._personal.pool._pool._processes)  # type: ignore[attr-defined]
     pool_rss = [vm_hwm_kib(pid) for pid in pool_pids]
     result = {"t0": t0, "recorded_s": round(t_recorded, 3), "sent": sender.sent,
+              "first_pass_s": first_pass_s,
+              "retry_pass_s": round(time.time() - t_retry, 3) if args.defer_every else None,
               "failed": sender.failed, "deferred_attempts": sender.deferred,
               "rss_peak_mib": round(vm_hwm_kib() / 1024, 1),
               "rss_before_post_mib": round(rss_idle / 1024, 1),
@@ -135,12 +180,65 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
 # -- the driver ----------------------------------------------------------------------
 
 
-def run_one(n: int, mode: str) -> dict[str, object]:
+class OffsetClock:
+    """Wall time plus an offset the bench moves to make retries due at once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+
+DEFER_SINK = r'''
+import asyncio, json, sys, time
+from aiosmtpd.smtp import SMTP
+
+every, port, stats = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+seen, count = set(), {"rcpts": 0, "msgs": 0, "first": None, "last": None, "refused": 0}
+
+class Sink:
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        number = int(address[6:12]) if address.startswith("member") else 0
+        if every and number % every == 0 and address not in seen:
+            seen.add(address)
+            count["refused"] += 1
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        now = time.time()
+        count["first"] = count["first"] or now
+        count["last"] = now
+        count["rcpts"] += len(envelope.rcpt_tos)
+        count["msgs"] += 1
+        return "250 OK"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    await loop.create_server(lambda: SMTP(Sink()), "127.0.0.1", port)
+    while True:
+        with open(stats + ".tmp", "w") as fh:
+            json.dump(count, fh)
+        import os; os.replace(stats + ".tmp", stats)
+        await asyncio.sleep(0.05)
+
+asyncio.run(main())
+'''
+
+
+def run_one(n: int, mode: str, *, from_250: bool = False, defer_every: int | None = None
+            ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
         port = free_port()
         stats = Path(tmp) / "sink.json"
-        sink_cmd = [sys.executable, str(PEERS / "sink.py"), "--impl", "raw", "--port",
-                    str(port), "--stats", str(stats), "--prefix", BOUNCES_PREFIX]
+        if defer_every is not None:  # 0: the same aiosmtpd sink without deferrals
+            sink_cmd = [sys.executable, "-c", DEFER_SINK, str(defer_every), str(port),
+                        str(stats)]
+        else:
+            sink_cmd = [sys.executable, str(PEERS / "sink.py"), "--impl", "raw", "--port",
+                        str(port), "--stats", str(stats), "--prefix", BOUNCES_PREFIX]
         sink = subprocess.Popen(sink_cmd)
         try:
             for _ in range(200):
@@ -149,12 +247,15 @@ def run_one(n: int, mode: str) -> dict[str, object]:
                 time.sleep(0.02)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", "--members", str(n), "--mode", mode,
-                 "--port", str(port), "--dir", tmp],
+                 "--port", str(port), "--dir", tmp,
+                 *(["--from-250"] if from_250 else []),
+                 *(["--defer-every", str(defer_every)] if defer_every else [])],
                 capture_output=True, text=True, check=False, timeout=3600)
             if out.returncode != 0:
                 raise SystemExit(f"child failed:\n{out.stderr[-3000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
         finally:
+            time.sleep(0.2)  # the sink writes its counters every 50 ms
             sink.terminate()
             sink.wait(10)
         counted = json.loads(stats.read_text())
@@ -182,6 +283,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--modes", nargs="+", default=["bulk", "verp", "personalize"])
     parser.add_argument("--capacity", action="store_true", help="also measure the sink alone")
+    parser.add_argument("--from-250", action="store_true",
+                        help="send the post over SMTP to an open list; t0 = its 250")
+    parser.add_argument("--defer-every", type=int, default=None,
+                        help="retry pass: 451 to the first attempt of every K-th recipient")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -193,7 +298,10 @@ def main() -> None:
         return
     for n in args.members:
         for mode in args.modes:
-            row = run_one(n, mode)
+            if args.defer_every:
+                base = run_one(n, mode, defer_every=0)
+                print(json.dumps({"sink": "aiosmtpd, no deferrals", **base}), flush=True)
+            row = run_one(n, mode, from_250=args.from_250, defer_every=args.defer_every)
             if args.capacity:
                 shape = (n // 50, 50) if mode == "bulk" else (n, 1)
                 cap = capacity(*shape)
