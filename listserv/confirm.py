@@ -8,6 +8,10 @@ transaction as the action it allows, so it works exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import aiosqlite
 
 from listserv import members, tokens
@@ -64,20 +68,24 @@ async def redeem(
         event("token_refused", reason="expired", list=req.mlist.address, inbox=req.item.id)
         await reply(db, req, "token_expired", days=req.mlist.token_days)
         return "token expired"
-    handler = _ACTIONS[row.action]
-    return await handler(db, req, row, token, decision, reason)
+    if row.action in _DECISIONS:
+        return await _DECISIONS[row.action](db, req, row, token, decision, reason)
+    on_yes, declined = _CONFIRMATIONS[row.action]
+    if decision in NO:
+        await _use(db, req, row, "declined")
+        return declined
+    if decision not in YES:
+        return await _not_understood(db, req, token)
+    return await on_yes(db, req, row, token)
 
 
 def _local_time(req: Request, stamp: str) -> str:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
+    """A stored UTC time as the coordinator reads it: "25.11.2026 10:15"."""
     try:
-        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=ZoneInfo("UTC"))
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:
         return stamp
-    return moment.astimezone(ZoneInfo("Europe/Berlin")).strftime("%d.%m.%Y %H:%M")
+    return moment.astimezone(ZoneInfo(req.timezone)).strftime("%d.%m.%Y %H:%M")
 
 
 async def _use(db: aiosqlite.Connection, req: Request, row: TokenRow, outcome: str) -> bool:
@@ -93,13 +101,8 @@ async def _not_understood(db: aiosqlite.Connection, req: Request, token: str) ->
     return "reply not understood; instructions sent again"
 
 
-async def _subscribe(db, req, row, token, decision, reason) -> str:  # type: ignore[no-untyped-def]
+async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     mlist = req.mlist
-    if decision in NO:
-        await _use(db, req, row, "declined")
-        return "subscription declined by the address"
-    if decision not in YES:
-        return await _not_understood(db, req, token)
     name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
     th = tokens.token_hash(token)
     if await members.get(db, mlist.address, row.address):
@@ -125,7 +128,10 @@ async def _subscribe(db, req, row, token, decision, reason) -> str:  # type: ign
     return "subscribed"
 
 
-async def _approve_member(db, req, row, token, decision, reason) -> str:  # type: ignore[no-untyped-def]
+async def _approve_member(
+    db: aiosqlite.Connection, req: Request, row: TokenRow, token: str, decision: Verb | None,
+    reason: str,
+) -> str:
     mlist = req.mlist
     name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
     if decision is Verb.APPROVE or decision is Verb.CONFIRM:
@@ -147,12 +153,7 @@ async def _approve_member(db, req, row, token, decision, reason) -> str:  # type
     return await _not_understood(db, req, token)
 
 
-async def _unsubscribe(db, req, row, token, decision, reason) -> str:  # type: ignore[no-untyped-def]
-    if decision in NO:
-        await _use(db, req, row, "declined")
-        return "unsubscribe declined"
-    if decision not in YES:
-        return await _not_understood(db, req, token)
+async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     member = await members.get(db, req.mlist.address, row.address)
     await _use(db, req, row, "unsubscribed")
     if member is None:
@@ -166,23 +167,13 @@ async def _unsubscribe(db, req, row, token, decision, reason) -> str:  # type: i
     return "unsubscribed"
 
 
-async def _invite_request(db, req, row, token, decision, reason) -> str:  # type: ignore[no-untyped-def]
-    if decision in NO:
-        await _use(db, req, row, "cancelled")
-        return "invitation cancelled by moderator"
-    if decision not in YES:
-        return await _not_understood(db, req, token)
+async def _invite_request(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     await _use(db, req, row, "invitation sent")
     await send_invitation(db, req, row.address, row.data.get("name", ""))
     return f"invitation sent to {row.address}"
 
 
-async def _invitation(db, req, row, token, decision, reason) -> str:  # type: ignore[no-untyped-def]
-    if decision in NO:
-        await _use(db, req, row, "declined")
-        return "invitation declined"
-    if decision not in YES:
-        return await _not_understood(db, req, token)
+async def _invitation(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     await _use(db, req, row, "accepted")
     added = await _add_and_welcome(
         db, req, row.address, row.data.get("name", ""),
@@ -192,24 +183,25 @@ async def _invitation(db, req, row, token, decision, reason) -> str:  # type: ig
     return "subscribed by invitation" if added else "already a member"
 
 
-async def _remove_request(db, req, row, token, decision, reason) -> str:  # type: ignore[no-untyped-def]
-    if decision in NO:
-        await _use(db, req, row, "cancelled")
-        return "removal cancelled by moderator"
-    if decision not in YES:
-        return await _not_understood(db, req, token)
+async def _remove_request(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     await _use(db, req, row, "removed")
     if not await remove_by_moderator(db, req, row.address, tokens.token_hash(token)):
         return "not a member"
     return f"removed {row.address}"
 
 
-_ACTIONS = {
-    Action.SUBSCRIBE: _subscribe,
+# Actions a reply only confirms (yes) or declines (no): (what yes does, what no means).
+_CONFIRMATIONS: dict[Action, tuple[Callable[[aiosqlite.Connection, Request, TokenRow, str],
+                                            Awaitable[str]], str]] = {
+    Action.SUBSCRIBE: (_subscribe, "subscription declined by the address"),
+    Action.UNSUBSCRIBE: (_unsubscribe, "unsubscribe declined"),
+    Action.INVITE_REQUEST: (_invite_request, "invitation cancelled by moderator"),
+    Action.INVITATION: (_invitation, "invitation declined"),
+    Action.REMOVE_REQUEST: (_remove_request, "removal cancelled by moderator"),
+}
+# Actions where the moderator chooses between approve, reject and discard.
+_DECISIONS: dict[Action, Callable[[aiosqlite.Connection, Request, TokenRow, str, Verb | None,
+                                   str], Awaitable[str]]] = {
     Action.APPROVE_MEMBER: _approve_member,
-    Action.UNSUBSCRIBE: _unsubscribe,
-    Action.INVITE_REQUEST: _invite_request,
-    Action.INVITATION: _invitation,
-    Action.REMOVE_REQUEST: _remove_request,
     Action.MODERATE_POST: decide_by_reply,
 }

@@ -9,6 +9,7 @@ which mail. That is the DSGVO proof of consent, and the history that
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -141,8 +142,6 @@ async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
     One line stays in the consent log: that an erasure happened, without
     the address (its hash), so an audit can show the request was honoured.
     """
-    import hashlib
-
     address = address.lower()
     counts: dict[str, int] = {}
     async with store.transaction() as db:

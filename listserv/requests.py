@@ -25,6 +25,7 @@ class Request:
     now: datetime
     language: str = "de"
     moderator_verified: bool = False   # From is a moderator and DKIM proves it
+    timezone: str = "Europe/Berlin"     # for dates in answers
 
     @property
     def sender(self) -> str | None:
@@ -41,5 +42,5 @@ def build(item: InboxItem, config: Config, now: datetime) -> Request:
         raise LookupError(f"list {item.list_address} is no longer configured")
     msg = parse(item.raw)
     request = Request(item=item, mlist=mlist, msg=msg, from_=sender_of(msg, item.mail_from),
-                      now=now, language=mlist.language)
+                      now=now, language=mlist.language, timezone=config.server.timezone)
     return request
