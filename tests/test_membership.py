@@ -300,3 +300,27 @@ async def test_a_dkim_verified_moderator_invites_at_once(flow: Flow, dns, tmp_pa
     await flow.send(mail(sender=MODERATOR, to=REQUEST, subject="", body=f"einladen {other}"),
                     mail_from=MODERATOR, to=REQUEST)
     assert flow.sent_to(other) == []
+
+
+async def test_an_outlook_html_request_with_signature_and_quote(flow: Flow) -> None:
+    """HTML only, "AW:" subject, Outlook signature and its unquoted "Von:" block."""
+    html = (
+        "<html><head><style>p{margin:0}</style></head><body>"
+        "<p>Hallo,</p><p>bitte nehmen Sie mich in den Verteiler auf.</p>"
+        "<p>Mit freundlichen Grüßen</p><p>Jana Beispiel<br>Schulsozialarbeit | "
+        "Gesamtschule Buer<br>Tel. 0209 169-0000</p>"
+        "<div style='border:none;border-top:solid #E1E1E1 1.0pt'>"
+        "<p><b>Von:</b> Netzwerk SAS &lt;soziale.arbeit.an.schulen@gelsenkirchen.de&gt;<br>"
+        "<b>Gesendet:</b> Montag, 23. November 2026 09:00<br><b>Betreff:</b> Fachtag</p></div>"
+        "<p>abmelden: eine Mail an soziale.arbeit.an.schulen-leave@gelsenkirchen.de</p>"
+        "</body></html>")
+    msg = EmailMessage()
+    msg["From"] = "Jana Beispiel <jana.beispiel@schule.example>"
+    msg["To"] = REQUEST
+    msg["Subject"] = "AW: Fachtag"
+    msg["Message-ID"] = "<outlook-html@schule.example>"
+    msg.set_content(html, subtype="html")
+    await flow.send(msg.as_bytes(), mail_from="jana.beispiel@schule.example", to=REQUEST)
+    confirm = flow.last_to("jana.beispiel@schule.example")
+    assert "Bitte bestätigen" in confirm["Subject"]
+    assert flow.query("SELECT outcome FROM inbox")[0][0] == "confirmation sent"
