@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -31,27 +31,10 @@ from listserv.addresses import Refusal, Route, route
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
 from listserv.log import event
+from listserv.message import message_id_of
 from listserv.store import Clock, NewInbound, Store
 
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
-
-
-def header_block(raw: bytes) -> bytes:
-    """The header part of a raw message (up to the first empty line)."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        end = raw.find(sep)
-        if end != -1:
-            return raw[: end + len(sep)]
-    return raw
-
-
-def message_id_of(raw: bytes) -> str:
-    """The Message-ID for logs, read from bytes: cheap and never raises."""
-    match = _MESSAGE_ID.search(header_block(raw))
-    if not match:
-        return ""
-    return _UNSAFE.sub("", match.group(1).decode("latin-1"))[:250]
 
 
 def _clean(text: str, limit: int = 100) -> str:
@@ -107,6 +90,11 @@ class Intake:
         if mail_from == "<>":
             mail_from = ""
         message_id = message_id_of(raw)
+        if not message_id:
+            # Every event about this mail is logged under its Message-ID; one
+            # that came without gets ours, as an MTA would add it (RFC 5322 3.6.4).
+            message_id = make_msgid(domain=self.config.server.hostname)
+            received += f"Message-ID: {message_id}\r\n".encode("ascii", "replace")
         full = received + raw
         items = [
             NewInbound(

@@ -29,7 +29,14 @@ from listserv.inbound_dkim import verified_aligned_async
 from listserv.log import event
 from listserv.mailtext import header_text
 from listserv.membership import notify_moderators
-from listserv.message import message_id, parse, recipients_in_headers, sender_of, subject
+from listserv.message import (
+    message_id,
+    message_id_of,
+    parse,
+    recipients_in_headers,
+    sender_of,
+    subject,
+)
 from listserv.notices import held_notice
 from listserv.policy import Action as PolicyAction
 from listserv.policy import Decision, Facts, decide
@@ -112,7 +119,7 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
         raw = held_notice(mlist, to=moderator, original=req.msg, raw=req.item.raw,
                           reason=_reason_text(d), token=token, now=req.now)
         await notify_raw(db, mlist, raw, rcpts=[moderator], now=req.now, kind="held_notice",
-                         inbox_id=req.item.id)
+                         inbox_id=req.item.id, message_id=message_id_of(raw))
     if req.sender:
         await _tell_poster(db, req, "post_held")
     return f"held ({d.rule}), post {post_id}"

@@ -14,6 +14,7 @@ from datetime import timedelta
 from listserv.automatic import automatic_reason
 from listserv.log import event
 from listserv.mailtext import header_text
+from listserv.message import message_id_of
 from listserv.notices import owner_forward
 from listserv.processor import Handler
 from listserv.requests import build
@@ -51,7 +52,8 @@ def build_handler(ctx: Context) -> Handler:
                     raw = owner_forward(mlist, to=moderator, original=req.msg, raw=item.raw,
                                         now=now)
                     await notify_raw(db, mlist, raw, rcpts=[moderator], now=now,
-                                     kind="owner_forward", inbox_id=item.id)
+                                     kind="owner_forward", inbox_id=item.id,
+                                     message_id=message_id_of(raw))
                 outcome = f"forwarded to {len(mlist.moderators)} moderator(s)"
             await ctx.store.finish_in(db, item.id, outcome)
         ctx.wake_sender()

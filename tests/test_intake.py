@@ -305,3 +305,15 @@ async def test_line_over_64k_is_refused_with_a_defined_code(daemon: Daemon) -> N
     await smtp.quit()
     assert errors == {}
     assert len(rows(daemon)) == 1
+
+
+async def test_a_mail_without_message_id_gets_one(daemon: Daemon) -> None:
+    raw = b"From: anna@example.org\r\nTo: " + LIST.encode() + b"\r\nSubject: x\r\n\r\nHallo\r\n"
+    smtp = await client(daemon)
+    await smtp.sendmail("anna@example.org", [LIST], raw)
+    await smtp.quit()
+    (row,) = rows(daemon)
+    assert row["message_id"].startswith("<") and row["message_id"].endswith(">")
+    parsed = message_from_bytes(row["raw"], policy=default)
+    assert parsed["Message-ID"] == row["message_id"]
+    assert row["raw"].endswith(raw)
