@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from listserv import __version__, cli_admin, log
+from listserv import __version__, backup, cli_admin, health, log
 from listserv import config as configuration
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
@@ -82,6 +82,9 @@ COMMANDS: dict[str, tuple[str, Callable[[Config], Coroutine[Any, Any, int]]]] = 
     "serve": ("run the daemon in the foreground until SIGTERM/SIGINT", _serve),
     "init": ("create or migrate the database, create a missing DKIM key", _init),
     "check": ("validate the configuration and keys", _check),
+    "status": ("queues, held posts, members, next runs; exit 1 when something needs attention",
+               health.command),
+    "backup": ("an online backup of the database into <data_dir>/backups/", backup.command),
 }
 
 

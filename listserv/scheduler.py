@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from listserv import moderation, tokens
+from listserv import backup, bounce_upkeep, moderation, retention, tokens
 from listserv.log import event
 from listserv.respond import Context
 
@@ -38,6 +39,7 @@ class JobSpec:
     func: JobFunc
     trigger: Callable[[str], BaseTrigger]
     what: str
+    at_start: bool = False  # also run once right after start (crash recovery)
 
 
 async def kick_sender(ctx: Context) -> None:
@@ -50,7 +52,8 @@ JOBS: tuple[JobSpec, ...] = (
             "look for mail queued by the CLI"),
     JobSpec("publish_approved", moderation.publish_approved,
             lambda tz: IntervalTrigger(minutes=1, timezone=tz),
-            "queue approved posts not yet queued (CLI approvals, crash recovery)"),
+            "queue approved posts not yet queued (CLI approvals, crash recovery)",
+            at_start=True),
     JobSpec("remind_moderators", moderation.remind_moderators,
             lambda tz: CronTrigger(hour=8, minute=0, timezone=tz),
             "daily reminder of posts held for more than a day"),
@@ -60,6 +63,18 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("expire_tokens", expire_tokens,
             lambda tz: CronTrigger(hour=3, minute=30, timezone=tz),
             "delete long-expired and long-used tokens"),
+    JobSpec("retention", retention.purge,
+            lambda tz: CronTrigger(hour=2, minute=0, timezone=tz),
+            "delete raw mail handled more than retention_days ago (DSGVO)"),
+    JobSpec("backup", backup.backup_job,
+            lambda tz: CronTrigger(hour=2, minute=30, timezone=tz),
+            "online backup of the database into data_dir/backups, keep the newest 7"),
+    JobSpec("bounce_decay", bounce_upkeep.decay,
+            lambda tz: CronTrigger(hour=4, minute=0, timezone=tz),
+            "halve the bounce score of members without a bounce for a week"),
+    JobSpec("notify_disabled", bounce_upkeep.notify_disabled,
+            lambda tz: IntervalTrigger(minutes=10, timezone=tz),
+            "tell members disabled for bounces, and the moderators, once"),
 )
 
 
@@ -70,9 +85,10 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(timezone=tz)
         self._specs = {spec.id: spec for spec in JOBS}
         for spec in JOBS:
+            first = {"next_run_time": datetime.now(UTC)} if spec.at_start else {}
             self._scheduler.add_job(self._runner(spec), spec.trigger(tz), id=spec.id,
                                     name=spec.what, coalesce=True, max_instances=1,
-                                    misfire_grace_time=3600)
+                                    misfire_grace_time=3600, **first)
 
     def _runner(self, spec: JobSpec) -> Callable[[], Awaitable[None]]:
         async def run() -> None:

@@ -1,0 +1,143 @@
+"""``listserv status``: what it shows, when it says "needs attention", and the CLI's exit status."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from listserv.backup import backup
+from listserv.config import Config
+from listserv.health import gather, next_runs, render
+from listserv.store import Store, iso
+from tests.conftest import LIST, ROOT, FakeClock
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)   # 10:00 in Berlin
+
+
+@pytest.fixture
+async def store(cfg: Config, clock: FakeClock) -> AsyncIterator[Store]:
+    s = await Store.open(cfg.database_path, clock=clock)
+    yield s
+    await s.close()
+
+
+async def insert(store: Store, table: str, **values: Any) -> int:
+    names, marks = ", ".join(values), ", ".join("?" * len(values))
+    async with store.transaction() as db:
+        cur = await db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                               tuple(values.values()))
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def inbox(store: Store, state: str, at: datetime) -> int:
+    return await insert(store, "inbox", received_at=iso(at), peer="p", mail_from="a@b.de",
+                        rcpt=LIST, list_address=LIST, role="post", size=1, raw=b"x",
+                        state=state, handled_at=iso(at) if state != "new" else None)
+
+
+async def quiet_list(store: Store) -> None:
+    """A list as it should be: members, one post delivered this morning."""
+    async with store.transaction() as db:
+        await db.executemany(
+            "INSERT INTO members (list_address, address, joined_at, status) VALUES (?, ?, ?, ?)",
+            [(LIST, f"m{i}@x.de", iso(T0), "enabled") for i in range(98)]
+            + [(LIST, "gone@x.de", iso(T0), "disabled"), (LIST, "old@x.de", iso(T0), "disabled")])
+    out = await insert(store, "outgoing", created_at=iso(T0 - timedelta(hours=3)), kind="post",
+                       list_address=LIST, mail_from="b@x.de", raw=b"x")
+    await insert(store, "deliveries", outgoing_id=out, rcpt="m1@x.de", domain="x.de",
+                 state="sent", updated_at=iso(T0 - timedelta(minutes=2)))
+
+
+async def test_a_healthy_list_shows_its_numbers_and_needs_nothing(
+    cfg: Config, store: Store
+) -> None:
+    await quiet_list(store)
+    backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(hours=8))
+    report = gather(cfg, T0)
+    assert report.healthy, report.reasons
+    text = render(report)
+    assert "listserv status at 2026-11-25 10:00 (Europe/Berlin)" in text
+    assert "members   enabled 98, disabled 2" in text
+    assert "last sent   2026-11-25 09:58 (2 min ago)" in text
+    assert "backup      listserv-20261125T010000Z.sqlite3 (8 h ago)" in text
+    assert "held      0" in text and text.endswith("OK: nothing needs attention")
+
+
+async def test_what_needs_attention_is_listed(cfg: Config, store: Store, clock: FakeClock) -> None:
+    await quiet_list(store)
+    old = T0 - timedelta(hours=2)
+    out = await insert(store, "outgoing", created_at=iso(old), kind="post", list_address=LIST,
+                       mail_from="b@x.de", raw=b"x")
+    await insert(store, "deliveries", outgoing_id=out, rcpt="m2@x.de", domain="x.de",
+                 state="deferred", next_attempt=iso(T0 + timedelta(hours=1)),
+                 updated_at=iso(old))
+    await inbox(store, "failed", T0 - timedelta(hours=3))
+    await inbox(store, "new", T0 - timedelta(hours=1))
+    held_inbox = await inbox(store, "done", T0 - timedelta(days=13, hours=1))
+    await insert(store, "posts", inbox_id=held_inbox, list_address=LIST, sender="a@b.de",
+                 rule="r", reason="r", created_at=iso(T0 - timedelta(days=13, hours=1)),
+                 state="held")
+    backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(days=3))
+    report = gather(cfg, T0)
+    text = render(report)
+    assert len(report.reasons) == 5, report.reasons
+    assert "NEEDS ATTENTION:" in text
+    assert "1 deliveries still not done an hour after queueing" in text
+    assert "1 received mails not handled after 15 minutes" in text
+    assert "1 received mails failed in the last 24 h" in text
+    assert "held posts expire within a day" in text
+    assert "last backup is 3 days old" in text
+    assert "deferred 1" in text and "held      1, oldest 13 days old" in text
+
+
+async def test_no_backup_at_all_counts_only_after_two_days(cfg: Config, store: Store,
+                                                           clock: FakeClock) -> None:
+    assert gather(cfg, clock.now).healthy      # a fresh install has had no night yet
+    assert gather(cfg, clock.now + timedelta(days=3)).reasons == [
+        "no backup yet (run 'listserv backup'; the daemon makes one daily)"]
+
+
+def test_next_runs_come_from_the_jobs_own_triggers_in_local_time() -> None:
+    runs = {job: str(when) for job, when, _ in next_runs("Europe/Berlin", T0)}
+    assert {"retention", "backup", "bounce_decay", "notify_disabled", "expire_held"} <= set(runs)
+    assert runs["retention"] == "2026-11-26 02:00:00+01:00"
+    assert runs["backup"] == "2026-11-26 02:30:00+01:00"
+    assert runs["bounce_decay"] == "2026-11-26 04:00:00+01:00"
+    assert runs["remind_moderators"] == "2026-11-26 08:00:00+01:00"
+    assert runs["expire_held"] == "2026-11-25 10:15:00+01:00"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "listserv", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_status_and_backup_exit_codes(cfg: Config, tmp_path: Path) -> None:
+    config = str(cfg.path)
+    missing = run_cli("status", "--config", config, cwd=tmp_path)
+    assert missing.returncode == 1 and "listserv init" in missing.stdout
+    assert run_cli("init", "--config", config, cwd=tmp_path).returncode == 0
+    made = run_cli("backup", "--config", config, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert Path(made.stdout.strip()).parent == cfg.server.data_dir / "backups"
+    status = run_cli("status", "--config", config, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "OK: nothing needs attention" in status.stdout and "next runs" in status.stdout
+    # A received mail nobody handled for an hour (the daemon is not running): exit 1.
+    with sqlite3.connect(cfg.database_path) as db:
+        db.execute("INSERT INTO inbox (received_at, peer, mail_from, rcpt, list_address, role,"
+                   " size, raw) VALUES (?, 'p', 'a@b.de', ?, ?, 'post', 1, x'00')",
+                   (iso(datetime.now(UTC) - timedelta(hours=1)), LIST, LIST))
+    status = run_cli("status", "--config", config, cwd=tmp_path)
+    assert status.returncode == 1
+    assert "not handled after 15 minutes (is the daemon running?)" in status.stdout
