@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from listserv.addresses import Role
 from listserv.config import Config
@@ -25,6 +26,9 @@ from listserv.respond import Context
 from listserv.scheduler import Scheduler
 from listserv.sender import Sender
 from listserv.store import Clock, Store, utcnow
+
+if TYPE_CHECKING:  # aiohttp is imported only when [web] is configured
+    from listserv.web import WebServer
 
 
 class Daemon:
@@ -48,6 +52,7 @@ class Daemon:
         self.processor: Processor | None = None
         self.sender: Sender | None = None
         self.server: IntakeServer | None = None
+        self.web: WebServer | None = None
         self.address: tuple[str, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -67,6 +72,11 @@ class Daemon:
         await self.sender.start()
         self.scheduler = Scheduler(self.ctx)
         self.scheduler.start()
+        if self.config.web is not None:  # RFC 8058 endpoint: after the workers it feeds
+            from listserv.web import WebServer
+
+            self.web = WebServer(self.ctx)
+            await self.web.start()
         intake = Intake(self.config, self.store, on_commit=self.processor.wake, clock=self.clock)
         self.server = IntakeServer(self.config, intake)
         self.address = await self.server.start()
@@ -85,6 +95,8 @@ class Daemon:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
+        if self.web is not None:
+            await self.web.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.processor is not None:
