@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -186,7 +186,7 @@ class _Sessions:
             self.empty.set()
 
 
-class _ListservMixin:
+class ListservSMTP(SMTP):
     """Our changes to aiosmtpd's protocol: enhanced status codes and session tracking."""
 
     sessions: _Sessions
@@ -195,20 +195,19 @@ class _ListservMixin:
     # would bounce a colleague's post, so accept up to 64 KiB a line.
     line_length_limit = 64 * 1024
 
-    async def push(self, status_line: str) -> None:
-        await super().push(status.AIOSMTPD_REWRITES.get(status_line, status_line))  # type: ignore[misc]
+    async def push(self, status_line: AnyStr) -> None:
+        if isinstance(status_line, str):
+            await super().push(status.AIOSMTPD_REWRITES.get(status_line, status_line))
+        else:
+            await super().push(status_line)
 
     def connection_lost(self, error: Exception | None) -> None:
-        super().connection_lost(error)  # type: ignore[misc]
-        self.sessions.discard(self)  # type: ignore[arg-type]
+        super().connection_lost(error)
+        self.sessions.discard(self)
 
 
-class ListservSMTP(_ListservMixin, SMTP):
-    pass
-
-
-class ListservLMTP(_ListservMixin, LMTP):
-    pass
+class ListservLMTP(ListservSMTP, LMTP):
+    """LMTP (LHLO, a reply per recipient) with the same changes."""
 
 
 class _Refuser(asyncio.Protocol):
@@ -270,7 +269,7 @@ class IntakeServer:
             await asyncio.sleep(0.05)
         for proto in list(self.sessions.live):
             transport = proto.transport
-            if transport is not None and not transport.is_closing():
+            if isinstance(transport, asyncio.Transport) and not transport.is_closing():
                 if not _in_transaction(proto):
                     transport.write(f"{status.SHUTTING_DOWN}\r\n".encode())
                 transport.close()

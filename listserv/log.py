@@ -41,7 +41,7 @@ def event(name: str, *, level: str = "info", **fields: object) -> None:
 
 
 class _UTCFormatter(logging.Formatter):
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)  # type: ignore[assignment]
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%SZ")

@@ -174,9 +174,10 @@ async def who(db: aiosqlite.Connection, req: Request) -> str:
     if not is_moderator(req.mlist, req.sender):
         await reply(db, req, "moderators_only")
         return "who refused: not a moderator"
-    rows = await (await db.execute(
+    async with db.execute(
         "SELECT address, display_name, status FROM members WHERE list_address = ?"
-        " ORDER BY address", (req.mlist.address,))).fetchall()
+        " ORDER BY address", (req.mlist.address,)) as cursor:
+        rows = list(await cursor.fetchall())
     lines = [f"{r['address']}  {r['display_name']}".rstrip()
              + ("" if r["status"] == "enabled" else f"  ({r['status']})") for r in rows]
     # To the moderator's configured address (her From matched it), never elsewhere.

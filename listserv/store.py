@@ -120,9 +120,7 @@ class Store:
             "CREATE TABLE IF NOT EXISTS schema_version"
             " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        async with self._db.execute("SELECT max(version) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = row[0] or 0
+        current = await self.schema_version()
         for version, script in MIGRATIONS:
             if version <= current:
                 continue
@@ -137,9 +135,8 @@ class Store:
                 )
 
     async def schema_version(self) -> int:
-        async with self._db.execute("SELECT max(version) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0] or 0)
+        row = await self.fetchone("SELECT max(version) FROM schema_version")
+        return int(row[0] or 0) if row is not None else 0
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
