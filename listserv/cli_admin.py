@@ -39,6 +39,13 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                         parents=[common])
     p.add_argument("list")
     p.add_argument("file", type=Path)
+    # DSGVO, as the membership issue names them (same as "privacy export|erase"):
+    p = msub.add_parser("export-data", help="everything stored about one address, as JSON",
+                        parents=[common])
+    p.add_argument("address")
+    p = msub.add_parser("forget", help="erase everything stored about one address",
+                        parents=[common])
+    p.add_argument("address")
 
     held = sub.add_parser("held", help="the moderation queue")
     hsub = held.add_subparsers(dest="action", required=True)
@@ -83,19 +90,25 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
+    if args.action in ("export-data", "forget"):
+        args.action = "export" if args.action == "export-data" else "erase"
+        return await _privacy(cfg, store, args)
     mlist = _list(cfg, args.list)
     if args.action in ("list", "export"):
         rows = await member_data.all_members(store, mlist.address)
         if args.action == "list":
             for m in rows:
                 flag = "" if m.status == "enabled" else f"  [{m.status}]"
-                print(f"{m.address}  {m.display_name}{flag}".rstrip())
+                extra = ", ".join(x for x in (m.role, m.employer_type) if x)
+                print(f"{m.as_given}  {m.display_name}{f'  ({extra})' if extra else ''}{flag}"
+                      .rstrip())
             print(f"{len(rows)} member(s)", file=sys.stderr)
         else:
             out = csv.writer(sys.stdout, delimiter=";")
-            out.writerow(["E-Mail", "Name", "Sprache", "Status", "Seit"])
+            out.writerow(["E-Mail", "Name", "Funktion", "Träger", "Sprache", "Status", "Seit"])
             for m in rows:
-                out.writerow([m.address, m.display_name, m.language, m.status, m.joined_at])
+                out.writerow([m.as_given, m.display_name, m.role, m.employer_type, m.language,
+                              m.status, m.joined_at])
         return 0
     if args.action == "import":
         try:
@@ -104,7 +117,7 @@ async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
             print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
             return 1
         entries, problems = read_members(data)
-        pairs = [(e.address, e.name) for e in entries]
+        pairs = [(e.address, e.name, e.role, e.employer) for e in entries]
         detail = f"imported by the operator from {args.file.name}"
     else:
         pairs = []
@@ -114,12 +127,12 @@ async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
             if address is None:
                 print(f"not a valid address: {raw!r}", file=sys.stderr)
                 return 1
-            pairs.append((address, ""))
+            pairs.append((address, "", "", ""))
         detail = f"{args.action} by the operator (listserv members {args.action})"
     changed = 0
     now = _now()
     async with store.transaction() as db:
-        for address, name in pairs:
+        for address, name, role, employer in pairs:
             if args.action == "remove":
                 changed += await member_data.remove(
                     db, list_address=mlist.address, address=address, now=now,
@@ -127,7 +140,8 @@ async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
             else:
                 changed += await member_data.add(
                     db, list_address=mlist.address, address=address, now=now,
-                    display_name=name, language=mlist.language, event="added", detail=detail)
+                    display_name=name, language=mlist.language, event="added", detail=detail,
+                    role=role, employer_type=employer)
     for problem in problems:
         print(f"{getattr(args, 'file', '')}: line {problem.line}: {problem.text}", file=sys.stderr)
     verb = "removed" if args.action == "remove" else "added"

@@ -113,7 +113,8 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
         await _use(db, req, row, "confirmed")
         await members.log_consent(db, list_address=mlist.address, address=row.address,
                                   event="confirmed", now=req.now, token_hash=th,
-                                  message_id=message_id(req.msg), detail=f"reply from {req.sender}")
+                                  message_id=message_id(req.msg), peer=req.item.peer,
+                                  detail=f"reply from {req.sender}")
         approval = await tokens.issue(db, action=Action.APPROVE_MEMBER,
                                       list_address=mlist.address, address=row.address,
                                       now=req.now, days=mlist.token_days,
@@ -123,8 +124,9 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
         await reply(db, req, "pending_approval", to=row.address, language=language)
         return "confirmed; approval requested"
     await _use(db, req, row, "subscribed")
-    await _add_and_welcome(db, req, row.address, name, language, event="confirmed",
-                           detail=f"double opt-in, reply from {req.sender}", token_hash=th)
+    await _add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
+                           event="confirmed", token_hash=th,
+                           detail=f"double opt-in, reply from {req.sender}")
     return "subscribed"
 
 
@@ -136,8 +138,8 @@ async def _approve_member(
     name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
     if decision is Verb.APPROVE or decision is Verb.CONFIRM:
         await _use(db, req, row, "approved")
-        await _add_and_welcome(db, req, row.address, name, language, event="approved",
-                               detail=f"approved by moderator {req.sender}",
+        await _add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
+                               event="approved", detail=f"approved by moderator {req.sender}",
                                token_hash=tokens.token_hash(token))
         return f"member approved by {req.sender}"
     if decision is Verb.REJECT:
@@ -160,7 +162,8 @@ async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, to
         return "was not a member"
     await members.remove(db, list_address=req.mlist.address, address=row.address, now=req.now,
                          event="unsubscribed", token_hash=tokens.token_hash(token),
-                         message_id=message_id(req.msg), detail=f"confirmed by {req.sender}")
+                         message_id=message_id(req.msg), peer=req.item.peer,
+                         detail=f"confirmed by {req.sender}")
     await reply(db, req, "goodbye", to=row.address, language=member.language)
     event("member_removed", list=req.mlist.address, member=row.address, inbox=req.item.id,
           detail="unsubscribed")

@@ -20,13 +20,17 @@ _EMAIL_HEADERS = {"e-mail", "email", "e-mail-adresse", "emailadresse", "e-mail a
 _NAME_HEADERS = {"name", "anzeigename", "display name", "vollständiger name", "full name"}
 _FIRST = {"vorname", "first name", "firstname", "given name"}
 _LAST = {"nachname", "last name", "lastname", "surname", "family name"}
+_ROLE = {"funktion", "rolle", "role", "profession", "beruf"}
+_EMPLOYER = {"träger", "traeger", "arbeitgeber", "anstellungsträger", "employer", "träger-typ"}
 
 
 @dataclass(frozen=True)
 class Row:
-    address: str
+    address: str       # as written (local part kept), domain lower-cased
     name: str
     line: int
+    role: str = ""     # SchuSo, SOFA, MPT, SDS … when the file has such a column
+    employer: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ def read_members(data: bytes) -> tuple[list[Row], list[Problem]]:
     name_col = next((i for i, h in enumerate(header) if h in _NAME_HEADERS), None)
     first_col = next((i for i, h in enumerate(header) if h in _FIRST), None)
     last_col = next((i for i, h in enumerate(header) if h in _LAST), None)
+    role_col = next((i for i, h in enumerate(header) if h in _ROLE), None)
+    employer_col = next((i for i, h in enumerate(header) if h in _EMPLOYER), None)
     seen: set[str] = set()
     for number, cells in enumerate(lines[1:] if has_header else lines,
                                    start=2 if has_header else 1):
@@ -81,8 +87,15 @@ def read_members(data: bytes) -> tuple[list[Row], list[Problem]]:
             problems.append(Problem(number, f"{address} appears twice; kept the first"))
             continue
         seen.add(address)
-        rows.append(Row(address, _name(cells, name_col, first_col, last_col, candidate), number))
+        local = candidate.strip().strip("<>").strip().rpartition("@")[0]
+        rows.append(Row(f"{local}@{address.rpartition('@')[2]}",
+                        _name(cells, name_col, first_col, last_col, candidate), number,
+                        _cell(cells, role_col), _cell(cells, employer_col)))
     return rows, problems
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    return one_line(cells[index], 60) if index is not None and index < len(cells) else ""
 
 
 def _name(cells: list[str], name_col: int | None, first: int | None, last: int | None,

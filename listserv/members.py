@@ -27,11 +27,15 @@ class Member:
     status: str
     joined_at: str
     bounce_score: float
+    as_given: str = ""
+    role: str = ""
+    employer_type: str = ""
 
 
 def _member(row: aiosqlite.Row) -> Member:
     return Member(row["list_address"], row["address"], row["display_name"], row["language"],
-                  row["status"], row["joined_at"], row["bounce_score"])
+                  row["status"], row["joined_at"], row["bounce_score"],
+                  row["address_as_given"] or row["address"], row["role"], row["employer_type"])
 
 
 async def get(db: aiosqlite.Connection, list_address: str, address: str) -> Member | None:
@@ -53,11 +57,12 @@ async def log_consent(
     token_hash: str = "",
     message_id: str = "",
     detail: str = "",
+    peer: str = "",
 ) -> None:
     await db.execute(
         "INSERT INTO consent_log (list_address, address, event, at, token_hash, message_id,"
-        " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (list_address, address.lower(), event, iso(now), token_hash, message_id, detail),
+        " detail, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (list_address, address.lower(), event, iso(now), token_hash, message_id, detail, peer),
     )
 
 
@@ -73,17 +78,26 @@ async def add(
     token_hash: str = "",
     message_id: str = "",
     detail: str = "",
+    peer: str = "",
+    role: str = "",
+    employer_type: str = "",
 ) -> bool:
-    """Add a member (enabled); False when already a member (nothing changes)."""
+    """Add a member (enabled); False when already a member (nothing changes).
+
+    ``address`` is kept as given (local part as written, domain lower-cased)
+    for delivery and display; the lower-cased form is the key we compare.
+    """
+    local, _, domain = address.rpartition("@")
     cursor = await db.execute(
-        "INSERT OR IGNORE INTO members (list_address, address, display_name, language,"
-        " joined_at) VALUES (?, ?, ?, ?, ?)",
-        (list_address, address.lower(), display_name, language, iso(now)),
+        "INSERT OR IGNORE INTO members (list_address, address, address_as_given, display_name,"
+        " role, employer_type, language, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (list_address, address.lower(), f"{local}@{domain.lower()}", display_name, role,
+         employer_type, language, iso(now)),
     )
     if cursor.rowcount != 1:
         return False
     await log_consent(db, list_address=list_address, address=address, event=event, now=now,
-                      token_hash=token_hash, message_id=message_id, detail=detail)
+                      token_hash=token_hash, message_id=message_id, detail=detail, peer=peer)
     return True
 
 
@@ -97,6 +111,7 @@ async def remove(
     token_hash: str = "",
     message_id: str = "",
     detail: str = "",
+    peer: str = "",
 ) -> bool:
     cursor = await db.execute(
         "DELETE FROM members WHERE list_address = ? AND address = ?",
@@ -105,7 +120,7 @@ async def remove(
     if cursor.rowcount != 1:
         return False
     await log_consent(db, list_address=list_address, address=address, event=event, now=now,
-                      token_hash=token_hash, message_id=message_id, detail=detail)
+                      token_hash=token_hash, message_id=message_id, detail=detail, peer=peer)
     return True
 
 
@@ -120,10 +135,11 @@ async def export(store: Store, address: str) -> dict[str, object]:
     """Everything stored about one address (DSGVO Art. 15), without mail bodies."""
     address = address.lower()
     memberships = await store.fetchall(
-        "SELECT list_address, address, display_name, language, status, disabled_reason,"
-        " bounce_score, last_bounce_at, joined_at FROM members WHERE address = ?", (address,))
+        "SELECT list_address, address_as_given AS address, display_name, role, employer_type,"
+        " language, status, disabled_reason, bounce_score, last_bounce_at, joined_at"
+        " FROM members WHERE address = ?", (address,))
     consent = await store.fetchall(
-        "SELECT list_address, event, at, message_id, detail FROM consent_log"
+        "SELECT list_address, event, at, message_id, peer, detail FROM consent_log"
         " WHERE address = ? ORDER BY id", (address,))
     messages = await store.fetchall(
         "SELECT id, received_at, role, list_address, message_id, state, outcome FROM inbox"

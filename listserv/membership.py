@@ -92,9 +92,10 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
         await reply(db, req, "already_member")
         return "already a member"
     policy = mlist.subscription_policy
-    data = {"name": req.display_name, "language": req.language}
+    data = {"name": req.display_name, "language": req.language,
+            "as_given": req.from_.as_given or address}
     if policy == "open":
-        await _add_and_welcome(db, req, address, req.display_name, req.language,
+        await _add_and_welcome(db, req, data["as_given"], req.display_name, req.language,
                                event="subscribed", detail="open list: request mail")
         return "subscribed (open list)"
     if policy == "approve":
@@ -107,7 +108,7 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
                                 name=req.display_name or "-")
         await members.log_consent(db, list_address=mlist.address, address=address,
                                   event="subscribe_requested", now=req.now,
-                                  message_id=message_id(req.msg))
+                                  message_id=message_id(req.msg), peer=req.item.peer)
         return "waiting for approval"
     # confirm, confirm_then_approve: the address itself must confirm first.
     token = await tokens.issue(db, action=Action.SUBSCRIBE, list_address=mlist.address,
@@ -118,7 +119,8 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
         return "dropped (rate limit)"
     await members.log_consent(db, list_address=mlist.address, address=address,
                               event="subscribe_requested", now=req.now,
-                              token_hash=tokens.token_hash(token), message_id=message_id(req.msg))
+                              token_hash=tokens.token_hash(token), message_id=message_id(req.msg),
+                              peer=req.item.peer)
     return "confirmation sent"
 
 
@@ -129,7 +131,7 @@ async def _add_and_welcome(
     added = await members.add(
         db, list_address=req.mlist.address, address=address, now=req.now, display_name=name,
         language=language, event=event, token_hash=token_hash,
-        message_id=message_id(req.msg), detail=detail,
+        message_id=message_id(req.msg), detail=detail, peer=req.item.peer,
     )
     if added:
         await reply(db, req, "welcome", to=address, language=language)

@@ -81,6 +81,7 @@ class Sender:
     address: str | None   # validated and lowercased, or None when unusable
     display_name: str     # one line, may be ""
     raw: str              # what the header said, one line, for answers and logs
+    as_given: str = ""    # the valid address as written: local part kept, domain lower-cased
 
 
 def sender_of(msg: EmailMessage, envelope_from: str = "") -> Sender:
@@ -89,8 +90,14 @@ def sender_of(msg: EmailMessage, envelope_from: str = "") -> Sender:
     name, addr = parseaddr(one_line(raw, 500))
     address = normalise_address(addr) if addr else None
     if address is None and not raw and envelope_from:
-        address = normalise_address(envelope_from)
-    return Sender(address=address, display_name=one_line(name, 100), raw=one_line(raw or addr))
+        addr = envelope_from
+        address = normalise_address(addr)
+    as_given = ""
+    if address is not None:
+        local = addr.strip().strip("<>").strip().rpartition("@")[0]
+        as_given = f"{local}@{address.rpartition('@')[2]}"
+    return Sender(address=address, display_name=one_line(name, 100), raw=one_line(raw or addr),
+                  as_given=as_given)
 
 
 def recipients_in_headers(msg: EmailMessage) -> list[str]:

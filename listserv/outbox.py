@@ -75,7 +75,8 @@ async def enqueue_post(
     assert outgoing_id is not None
     fanned = await db.execute(
         "INSERT INTO deliveries (outgoing_id, rcpt, domain)"
-        " SELECT ?, address, substr(address, instr(address, '@') + 1)"
+        " SELECT ?, coalesce(nullif(address_as_given, ''), address),"
+        "        substr(address, instr(address, '@') + 1)"
         " FROM members WHERE list_address = ? AND status = 'enabled' ORDER BY id",
         (outgoing_id, list_address),
     )

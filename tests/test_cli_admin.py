@@ -14,25 +14,26 @@ from listserv.memberfile import read_members
 from tests.conftest import LIST, write_config
 
 OUTLOOK_CSV = (
-    "E-Mail-Adresse;Vorname;Nachname\r\n"
-    "jürgen.müller@schule.example;Jürgen;Müller\r\n"
-    "Ölke.Größ@example.org;Ölke;Größ\r\n"
-    "kaputt-ohne-at;Bernd;Broken\r\n"
-    ";Leer;Zeile\r\n"
+    "E-Mail-Adresse;Vorname;Nachname;Funktion;Träger\r\n"
+    "jürgen.müller@schule.example;Jürgen;Müller;SchuSo;Stadt\r\n"
+    "Ölke.Größ@Example.ORG;Ölke;Größ;MPT;Land\r\n"
+    "kaputt-ohne-at;Bernd;Broken;;\r\n"
+    ";Leer;Zeile;;\r\n"
     "\r\n"
-    "ANNA@example.org;Anna;Schmidt\r\n"
-    "anna@example.org;Anna;Doppelt\r\n"
-    "zoë@example.net;Zoë;\r\n"
+    "ANNA@example.org;Anna;Schmidt;SDS;freier Träger\r\n"
+    "anna@example.org;Anna;Doppelt;;\r\n"
+    "zoë@example.net;Zoë;;;\r\n"
 ).encode("cp1252")
 
 
 def test_read_members_from_an_outlook_cp1252_export() -> None:
     rows, problems = read_members(OUTLOOK_CSV)
-    assert [(r.address, r.name) for r in rows] == [
-        ("jürgen.müller@schule.example", "Jürgen Müller"),
-        ("ölke.größ@example.org", "Ölke Größ"),
-        ("anna@example.org", "Anna Schmidt"),
-        ("zoë@example.net", "Zoë"),
+    # The local part as written, the domain lower-cased.
+    assert [(r.address, r.name, r.role, r.employer) for r in rows] == [
+        ("jürgen.müller@schule.example", "Jürgen Müller", "SchuSo", "Stadt"),
+        ("Ölke.Größ@example.org", "Ölke Größ", "MPT", "Land"),
+        ("ANNA@example.org", "Anna Schmidt", "SDS", "freier Träger"),
+        ("zoë@example.net", "Zoë", "", ""),
     ]
     assert [(p.line, p.text.split(":")[0]) for p in problems] == [
         (4, "not a valid address"), (5, "no e-mail address in this line"),
@@ -67,12 +68,13 @@ def test_members_import_list_export_remove(config: Path, tmp_path: Path) -> None
     assert result.stdout.strip() == "4 added, 0 unchanged, 3 skipped"
     assert "line 4: not a valid address" in result.stderr
     listing = cli(config, "members", "list", LIST)
-    assert "jürgen.müller@schule.example  Jürgen Müller" in listing.stdout
+    assert "jürgen.müller@schule.example  Jürgen Müller  (SchuSo, Stadt)" in listing.stdout
+    assert "Ölke.Größ@example.org  Ölke Größ  (MPT, Land)" in listing.stdout
     assert listing.stderr.strip() == "4 member(s)"
     again = cli(config, "members", "import", LIST, str(csv_file))
     assert again.stdout.strip() == "0 added, 4 unchanged, 3 skipped"
     export = cli(config, "members", "export", LIST)
-    assert export.stdout.splitlines()[0] == "E-Mail;Name;Sprache;Status;Seit"
+    assert export.stdout.splitlines()[0] == "E-Mail;Name;Funktion;Träger;Sprache;Status;Seit"
     assert len(export.stdout.splitlines()) == 5
     removed = cli(config, "members", "remove", LIST, "ANNA@example.org")
     assert removed.stdout.strip() == "1 removed, 0 unchanged, 0 skipped"
@@ -95,7 +97,9 @@ def test_privacy_export_and_erase(config: Path) -> None:
     exported = json.loads(cli(config, "privacy", "export", "anna@example.org").stdout)
     assert exported["memberships"][0]["list_address"] == LIST
     assert exported["consent_log"][0]["event"] == "added"
-    erased = cli(config, "privacy", "erase", "anna@example.org")
+    same = json.loads(cli(config, "members", "export-data", "ANNA@example.org").stdout)
+    assert same == exported
+    erased = cli(config, "members", "forget", "anna@example.org")
     assert erased.returncode == 0 and "members 1" in erased.stdout
     exported = json.loads(cli(config, "privacy", "export", "anna@example.org").stdout)
     assert exported["memberships"] == [] and exported["consent_log"] == []

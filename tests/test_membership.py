@@ -54,10 +54,12 @@ async def test_confirm_then_approve_in_german(flow: Flow) -> None:
     assert welcome["Subject"] == "Willkommen bei Netzwerk Soziale Arbeit an Schulen"
     assert LEAVE in text_of(welcome) and "Datenschutz" in text_of(welcome)
     # The consent proof: requested, confirmed, approved, with tokens and mail ids.
-    events = flow.query("SELECT event, token_hash, message_id FROM consent_log ORDER BY id")
+    events = flow.query("SELECT event, token_hash, message_id, peer FROM consent_log"
+                        " ORDER BY id")
     assert [e["event"] for e in events] == ["subscribe_requested", "confirmed", "approved"]
     assert all(e["token_hash"] for e in events)
     assert all(e["message_id"] for e in events)
+    assert all(e["peer"].startswith("127.0.0.1:") for e in events)   # the SMTP peer
 
 
 async def test_confirm_then_approve_in_english(flow: Flow) -> None:
@@ -324,3 +326,18 @@ async def test_an_outlook_html_request_with_signature_and_quote(flow: Flow) -> N
     confirm = flow.last_to("jana.beispiel@schule.example")
     assert "Bitte bestätigen" in confirm["Subject"]
     assert flow.query("SELECT outcome FROM inbox")[0][0] == "confirmation sent"
+
+
+async def test_the_address_is_kept_as_written(flow: Flow) -> None:
+    """Local part as given, domain lower-cased; compared without case."""
+    written = "Anna.Schmidt@Schule-Gelsenkirchen.DE"
+    token = await subscribe_and_confirm(flow, who=written)
+    addr = LIST.replace("@", f"-confirm+{token}@")
+    await flow.send(mail(sender=MODERATOR, to=addr, subject="AW", body="ok"),
+                    mail_from=MODERATOR, to=addr)
+    (row,) = flow.query("SELECT address, address_as_given FROM members")
+    assert tuple(row) == ("anna.schmidt@schule-gelsenkirchen.de",
+                          "Anna.Schmidt@schule-gelsenkirchen.de")
+    await flow.send(mail(sender=written.lower(), to=REQUEST, subject="anmelden"),
+                    mail_from=written.lower(), to=REQUEST)
+    assert "bereits Mitglied" in flow.last_to(written.lower())["Subject"]
