@@ -11,24 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from listserv.commands import Command, Context, Verb, find_token, parse_commands
+from tests.builders import arrived
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz234567"
 POST, REQUEST, REPLY = Context.POST, Context.REQUEST, Context.REPLY
 
 
 def mail(text: str | None = None, *, subject: str = "", html: str | None = None) -> EmailMessage:
-    """A mail as it arrives: built, serialised and parsed again with policy.default."""
-    msg = EmailMessage()
-    msg["From"] = "Sabine Kowalski <sabine.kowalski@gelsenkirchen.de>"
-    msg["To"] = "soziale.arbeit.an.schulen@gelsenkirchen.de"
-    msg["Subject"] = subject
-    if text is not None:
-        msg.set_content(text)
-        if html is not None:
-            msg.add_alternative(html, subtype="html")
-    elif html is not None:
-        msg.set_content(html, subtype="html")
-    return email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+    return arrived(text, html=html, subject=subject)
 
 
 def verbs(msg: EmailMessage, context: Context) -> list[Verb]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 from email.message import EmailMessage
 
 from hypothesis import given
@@ -17,26 +15,12 @@ from listserv.mailtext import (
     split_reply,
     strip_subject,
 )
-
-
-def parse(raw: str | bytes) -> EmailMessage:
-    data = raw.encode("utf-8") if isinstance(raw, str) else raw
-    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+from tests.builders import arrived, parse
 
 
 def mail(text: str | None = None, html: str | None = None, subject: str = "x") -> EmailMessage:
-    """A mail as it arrives: built, serialised and parsed again."""
-    msg = EmailMessage()
-    msg["From"] = "a@example.org"
-    msg["To"] = "soziale.arbeit.an.schulen-request@gelsenkirchen.de"
-    msg["Subject"] = subject
-    if text is not None:
-        msg.set_content(text)
-        if html is not None:
-            msg.add_alternative(html, subtype="html")
-    elif html is not None:
-        msg.set_content(html, subtype="html")
-    return parse(msg.as_bytes())
+    return arrived(text, html=html, subject=subject, sender="a@example.org",
+                   to="soziale.arbeit.an.schulen-request@gelsenkirchen.de")
 
 
 # --- body_text -------------------------------------------------------------------------
