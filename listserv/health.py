@@ -14,6 +14,7 @@ Named ``health`` because ``status.py`` holds the SMTP reply codes.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from listserv import backup as backups
 from listserv.config import Config
+from listserv.migrations import MIGRATIONS
 from listserv.scheduler import JOBS
 from listserv.store import iso
 
@@ -212,9 +214,17 @@ async def command(cfg: Config) -> int:
         print(f"listserv status: no database at {cfg.database_path} (run 'listserv init')")
         return 1
     try:
+        with sqlite3.connect(f"file:{cfg.database_path}?mode=ro", uri=True) as db:
+            have = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+        want = MIGRATIONS[-1][0]
+        if have < want:
+            print(f"listserv status: database {cfg.database_path} has schema version {have},"
+                  f" this listserv needs {want}: run 'listserv init' (or start the daemon)"
+                  " to migrate it", file=sys.stderr)
+            return 1
         report = gather(cfg)
     except sqlite3.Error as exc:
-        print(f"listserv status: database {cfg.database_path}: {exc}")
+        print(f"listserv status: database {cfg.database_path}: {exc}", file=sys.stderr)
         return 1
     print(render(report))
     return 0 if report.healthy else 1

@@ -141,3 +141,20 @@ def test_cli_status_and_backup_exit_codes(cfg: Config, tmp_path: Path) -> None:
     status = run_cli("status", "--config", config, cwd=tmp_path)
     assert status.returncode == 1
     assert "not handled after 15 minutes (is the daemon running?)" in status.stdout
+
+
+async def test_an_old_database_is_named_and_init_is_suggested(tmp_path, capsys, monkeypatch) -> None:
+    from listserv import config as configuration
+    from listserv import health
+    from listserv.migrations import MIGRATIONS
+    from listserv.store import Store
+    from tests.conftest import write_config
+
+    cfg = configuration.load(write_config(tmp_path))
+    monkeypatch.setattr("listserv.store.MIGRATIONS", MIGRATIONS[:1])
+    store = await Store.open(cfg.database_path)
+    await store.close()
+    assert await health.command(cfg) == 1
+    err = capsys.readouterr().err
+    assert f"has schema version 1, this listserv needs {MIGRATIONS[-1][0]}" in err
+    assert "listserv init" in err
