@@ -143,7 +143,9 @@ def test_cli_status_and_backup_exit_codes(cfg: Config, tmp_path: Path) -> None:
     assert "not handled after 15 minutes (is the daemon running?)" in status.stdout
 
 
-async def test_an_old_database_is_named_and_init_is_suggested(tmp_path, capsys, monkeypatch) -> None:
+async def test_an_old_database_is_named_and_init_is_suggested(
+    tmp_path, capsys, monkeypatch
+) -> None:
     from listserv import config as configuration
     from listserv import health
     from listserv.migrations import MIGRATIONS
