@@ -42,14 +42,17 @@ class JobSpec:
     at_start: bool = False  # also run once right after start (crash recovery)
 
 
-async def kick_sender(ctx: Context) -> None:
-    """Mail queued by another process (the CLI) is noticed within this interval."""
+async def delivery_retries(ctx: Context) -> None:
+    """Wake the sender: it sends every delivery that is due (retries whose time
+    has come, mail queued by another process such as the CLI). The sender also
+    sleeps until its next due retry by itself; this job is the backstop."""
     ctx.wake_sender()
 
 
 JOBS: tuple[JobSpec, ...] = (
-    JobSpec("kick_sender", kick_sender, lambda tz: IntervalTrigger(seconds=30, timezone=tz),
-            "look for mail queued by the CLI"),
+    JobSpec("delivery_retries", delivery_retries,
+            lambda tz: IntervalTrigger(seconds=30, timezone=tz),
+            "send due retries and mail queued by the CLI"),
     JobSpec("publish_approved", moderation.publish_approved,
             lambda tz: IntervalTrigger(minutes=1, timezone=tz),
             "queue approved posts not yet queued (CLI approvals, crash recovery)",
