@@ -35,6 +35,10 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p = msub.add_parser("remove", help="remove members (no mail)", parents=[common])
     p.add_argument("list")
     p.add_argument("addresses", nargs="+")
+    p = msub.add_parser("enable", help="deliver again to members disabled for bounces"
+                        " (score back to 0)", parents=[common])
+    p.add_argument("list")
+    p.add_argument("addresses", nargs="+")
     p = msub.add_parser("import", help="import a CSV (Outlook/Excel, ; or ,, cp1252 or UTF-8)",
                         parents=[common])
     p.add_argument("list")
@@ -110,6 +114,8 @@ async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
                 out.writerow([m.as_given, m.display_name, m.role, m.employer_type, m.language,
                               m.status, m.joined_at])
         return 0
+    if args.action == "enable":
+        return await _enable(store, mlist, args.addresses)
     if args.action == "import":
         try:
             data = args.file.read_bytes()
@@ -146,6 +152,29 @@ async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
         print(f"{getattr(args, 'file', '')}: line {problem.line}: {problem.text}", file=sys.stderr)
     verb = "removed" if args.action == "remove" else "added"
     print(f"{changed} {verb}, {len(pairs) - changed} unchanged, {len(problems)} skipped")
+    return 0
+
+
+async def _enable(store: Store, mlist: ListConfig, addresses: list[str]) -> int:
+    """Undo a disable for bounces; the next disable is announced again."""
+    now = _now()
+    changed = 0
+    async with store.transaction() as db:
+        for raw in addresses:
+            address = normalise_address(raw)
+            if address is None:
+                print(f"not a valid address: {raw!r}", file=sys.stderr)
+                return 1
+            cursor = await db.execute(
+                "UPDATE members SET status = 'enabled', disabled_reason = '', bounce_score = 0,"
+                " disabled_notified_at = NULL WHERE list_address = ? AND address = ?"
+                " AND status = 'disabled'", (mlist.address, address))
+            if cursor.rowcount:
+                changed += 1
+                await member_data.log_consent(
+                    db, list_address=mlist.address, address=address, event="enabled", now=now,
+                    detail="delivery enabled again by the operator (listserv members enable)")
+    print(f"{changed} enabled, {len(addresses) - changed} unchanged")
     return 0
 
 

@@ -166,3 +166,19 @@ def test_init_writes_a_dkim_key_and_prints_its_record(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.startswith(f"{path}: [dkim] private_key: ")
     assert "Traceback" not in bad.stderr
+
+
+def test_members_enable_undoes_a_bounce_disable(config: Path) -> None:
+    assert cli(config, "members", "add", LIST, "anna@example.org").returncode == 0
+    db_path = config.parent / "var" / "listserv.sqlite3"
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE members SET status = 'disabled', disabled_reason = 'bounces',"
+                   " bounce_score = 5, disabled_notified_at = '2026-11-25T00:00:00.000000Z'")
+    result = cli(config, "members", "enable", LIST, "ANNA@example.org", "bob@example.org")
+    assert result.stdout.strip() == "1 enabled, 1 unchanged"
+    with sqlite3.connect(db_path) as db:
+        row = db.execute("SELECT status, bounce_score, disabled_notified_at FROM members"
+                         ).fetchone()
+        events = [r[0] for r in db.execute("SELECT event FROM consent_log ORDER BY id")]
+    assert row == ("enabled", 0.0, None)
+    assert events == ["added", "enabled"]
