@@ -67,8 +67,6 @@ async def gather_facts(ctx: Context, req: Request) -> Facts:
                      mlist.bounces_address}
     from_own = (sender in own_addresses) or req.item.mail_from.lower() in own_addresses
     automatic = automatic_reason(req.msg, req.item.mail_from, ctx.config.lists)
-    if automatic and ("own" in automatic or "X-Loop" in automatic):
-        automatic = None  # reported by the more precise rules below
     return Facts(
         sender=sender, is_member=is_member, is_moderator=is_moderator,
         dkim_aligned_moderator=aligned,

@@ -39,7 +39,7 @@ def attachment_names(msg: Message, limit: int = 20) -> list[str]:
 
 
 def excerpt(msg: Message, lines: int = 15) -> str:
-    text = fresh_lines(body_text(msg))[:lines] if body_text(msg) else []
+    text = fresh_lines(body_text(msg))[:lines]
     return "\n".join(f"  | {one_line(line, 100)}" for line in text) or "  | (kein Text / no text)"
 
 

@@ -204,3 +204,10 @@ async def test_reminder_and_expiry_as_scheduled_jobs(
     assert "nicht verschickt" in flow.last_to(ANNA)["Subject"]
     # Running it again does nothing more.
     assert await clocked_daemon.scheduler.run_now("expire_held") == 0
+
+
+async def test_mail_from_any_of_our_own_addresses_is_discarded(flow: Flow) -> None:
+    own = LIST.replace("@", "-join@")
+    await post(flow, subject="Echo", sender=own)
+    assert flow.sent_to(MODERATOR) == []
+    assert flow.query("SELECT outcome FROM inbox")[0][0].startswith("discarded")
