@@ -1,4 +1,4 @@
-"""Score `listserv.bounces.analyse` against the shared bounce corpus.
+"""Score `listserv.bounces.analyse.analyse` against the shared bounce corpus.
 
 Run from anywhere: ``python bench/bounce_corpus.py`` (add ``-v`` to list every miss).
 
@@ -45,7 +45,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 BOUNCES = CORPUS / "bounces"
 sys.path.insert(0, str(ROOT))
 
-from listserv.bounces import BounceReport, analyse  # noqa: E402
+from listserv.bounces.analyse import BounceReport, analyse  # noqa: E402
 
 NON_BOUNCE_REASONS = frozenset({"delivered", "vacation", "feedback"})
 SISIMAI_OBSERVED = "Sisimai 4.25.15 (Debian libsisimai-perl)"
@@ -279,7 +279,7 @@ def main() -> int:
     for path, (_, why) in ADDRESS_FIXES.items():
         print(f"   {path}: {why}")
     ours = run(analyse, cases)
-    report("listserv.bounces.analyse", ours, verbose=args.verbose)
+    report("listserv.bounces.analyse.analyse", ours, verbose=args.verbose)
     total, same, named, failures = line_ending_check(analyse)
     print(f"line-endings CRLF/CR: {same}/{total} give the same report as LF, "
           f"{named}/{total} name an address", *failures[:20], sep="\n   ")

@@ -87,11 +87,11 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
     from email.policy import default
 
     from listserv import config as configuration
-    from listserv import outbox, transform
     from listserv.daemon import Daemon
-    from listserv.delivery import RETRY_SCHEDULE
-    from listserv.dkim import generate_key
-    from listserv.dmarc import DmarcLookup
+    from listserv.delivery import outbox, transform
+    from listserv.delivery.dmarc import DmarcLookup
+    from listserv.delivery.plan import RETRY_SCHEDULE
+    from listserv.delivery.signing import generate_key
     from tests.conftest import write_config
 
     work = Path(args.dir)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from listserv.dkim import Signer, generate_key, public_key_record  # noqa: E402
+from listserv.delivery.signing import Signer, generate_key, public_key_record  # noqa: E402
 
 DOMAIN, SELECTOR = "gelsenkirchen.de", "listserv"
 

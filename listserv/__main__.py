@@ -1,5 +1,5 @@
 """``python -m listserv`` is the same as the ``listserv`` console script."""
 
-from listserv.cli import main
+from listserv.cli.main import main
 
 raise SystemExit(main())

@@ -14,21 +14,21 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from listserv.addresses import Role
 from listserv.config import Config
-from listserv.dmarc import DmarcLookup
-from listserv.handlers import build_handlers
-from listserv.inbound_dkim import DnsFunc
-from listserv.intake import Intake, IntakeServer
+from listserv.delivery.dmarc import DmarcLookup
+from listserv.delivery.respond import Context
+from listserv.delivery.sender import Sender
+from listserv.inbox.dispatch import build_handlers
+from listserv.inbox.processor import Handler, Processor
+from listserv.intake.routing import Role
+from listserv.intake.server import Intake, IntakeServer
 from listserv.log import event
-from listserv.processor import Handler, Processor
-from listserv.respond import Context
-from listserv.scheduler import Scheduler
-from listserv.sender import Sender
-from listserv.store import Clock, Store, utcnow
+from listserv.moderation.dkim_proof import DnsFunc
+from listserv.ops.scheduler import Scheduler
+from listserv.store.database import Clock, Store, utcnow
 
 if TYPE_CHECKING:  # aiohttp is imported only when [web] is configured
-    from listserv.web import WebServer
+    from listserv.web.server import WebServer
 
 
 class Daemon:
@@ -73,7 +73,7 @@ class Daemon:
         self.scheduler = Scheduler(self.ctx)
         self.scheduler.start()
         if self.config.web is not None:  # RFC 8058 endpoint: after the workers it feeds
-            from listserv.web import WebServer
+            from listserv.web.server import WebServer
 
             self.web = WebServer(self.ctx)
             await self.web.start()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from listserv import status
-from listserv.addresses import Refusal, Role, Route, route, verp_address
 from listserv.config import Config
+from listserv.intake import codes as status
+from listserv.intake.routing import Refusal, Role, Route, route, verp_address
 
 L = "soziale.arbeit.an.schulen"
 D = "gelsenkirchen.de"

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from listserv.bounce_score import make_bounce_handler, record_failures
+from listserv.bounces.score import make_bounce_handler, record_failures
 from listserv.config import Config
-from listserv.store import NewInbound, Store
+from listserv.store.database import NewInbound, Store
 from tests import test_sender
 from tests.conftest import LIST
 from tests.test_sender import FakeClock, add_members

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from listserv.bounce_upkeep import decay
+from listserv.bounces.upkeep import decay
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.respond import Context
-from listserv.store import Store, iso
-from listserv.templates import render
+from listserv.delivery.respond import Context
+from listserv.store.database import Store, iso
+from listserv.texts.render import render
 from tests import test_transports
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon
 from tests.mailflow import Flow

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listserv.bounces import NOT_A_BOUNCE, BounceReport, analyse
+from listserv.bounces.analyse import NOT_A_BOUNCE, BounceReport, analyse
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "bounce_corpus.py"

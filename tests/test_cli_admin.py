@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from listserv.memberfile import read_members
+from listserv.membership.memberfile import read_members
 from tests.conftest import LIST, write_config
 
 OUTLOOK_CSV = (

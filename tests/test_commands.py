@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listserv.commands import Command, Context, Verb, find_token, parse_commands
+from listserv.commands.parse import Command, Context, Verb, find_token, parse_commands
 from tests.builders import arrived
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz234567"

@@ -13,8 +13,8 @@ import sqlite3
 import aiosmtplib
 import pytest
 
-from listserv import status
 from listserv.daemon import Daemon
+from listserv.intake import codes as status
 from tests.conftest import CORPUS, LIST, mail, wait_for
 
 DEFINED = {line.split(" ", 1)[0] for line in vars(status).values()

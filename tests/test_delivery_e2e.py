@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from listserv import outbox, transform
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.delivery import verp_sender
-from listserv.dkim import generate_key, public_key_record
+from listserv.delivery import outbox, transform
+from listserv.delivery.plan import verp_sender
+from listserv.delivery.signing import generate_key, public_key_record
 from tests import test_transports
 from tests.conftest import LIST, mail, wait_for
 from tests.test_sender import BOUNCES, verifies

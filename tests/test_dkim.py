@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from listserv.config import DkimConfig, ListConfig
-from listserv.dkim import (
+from listserv.delivery.signing import (
     DkimKeyError,
     PrivateKey,
     Signer,
@@ -33,7 +33,7 @@ from listserv.dkim import (
     signed_header_names,
     split_message,
 )
-from listserv.transform import list_copy
+from listserv.delivery.transform import list_copy
 from tests.conftest import CORPUS, LIST, MODERATOR
 from tests.test_transform import CORPUS_FILES, SAS
 

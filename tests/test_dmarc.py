@@ -15,7 +15,7 @@ import dns.resolver
 import dns.rrset
 import pytest
 
-from listserv.dmarc import (
+from listserv.delivery.dmarc import (
     DmarcLookup,
     DmarcPolicy,
     needs_rewrite,

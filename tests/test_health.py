@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from listserv.backup import backup
 from listserv.config import Config
-from listserv.health import gather, next_runs, render
-from listserv.store import Store, iso
+from listserv.ops.backup import backup
+from listserv.ops.health import gather, next_runs, render
+from listserv.store.database import Store, iso
 from tests.conftest import LIST, ROOT, FakeClock
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)   # 10:00 in Berlin
@@ -147,13 +147,13 @@ async def test_an_old_database_is_named_and_init_is_suggested(
     tmp_path, capsys, monkeypatch
 ) -> None:
     from listserv import config as configuration
-    from listserv import health
-    from listserv.migrations import MIGRATIONS
-    from listserv.store import Store
+    from listserv.ops import health
+    from listserv.store.database import Store
+    from listserv.store.migrations import MIGRATIONS
     from tests.conftest import write_config
 
     cfg = configuration.load(write_config(tmp_path))
-    monkeypatch.setattr("listserv.store.MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr("listserv.store.database.MIGRATIONS", MIGRATIONS[:1])
     store = await Store.open(cfg.database_path)
     await store.close()
     assert await health.command(cfg) == 1

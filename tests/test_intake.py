@@ -12,8 +12,8 @@ import aiosmtplib
 import pytest
 import trustme
 
-from listserv import status
 from listserv.daemon import Daemon
+from listserv.intake import codes as status
 from tests.conftest import LIST, mail, wait_for
 
 

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listserv.mailtext import (
+from listserv.mail.text import (
     body_text,
     fresh_lines,
     header_text,

@@ -284,7 +284,7 @@ async def test_help(flow: Flow) -> None:
 
 
 async def test_a_dkim_verified_moderator_invites_at_once(flow: Flow, dns, tmp_path) -> None:
-    from listserv import dkim as ourdkim
+    from listserv.delivery import signing as ourdkim
 
     key = tmp_path / "gk.key"
     ourdkim.generate_key(key, kind="ed25519")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from listserv.daemon import Daemon
-from listserv.store import iso
+from listserv.store.database import iso
 from tests.conftest import LIST, MODERATOR, SAMPLES, FakeClock, FakeDns, mail
 from tests.mailflow import Flow, reply_to, text_of, token_of
 
@@ -147,7 +147,7 @@ async def test_moderator_replies_from_the_samples(flow: Flow, sample: str) -> No
 
 
 async def test_a_dkim_verified_coordinator_post_passes(flow: Flow, dns: FakeDns, tmp_path) -> None:
-    from listserv import dkim as ourdkim
+    from listserv.delivery import signing as ourdkim
 
     key = tmp_path / "gk.key"
     ourdkim.generate_key(key, kind="ed25519")

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from listserv.config import Config
-from listserv.policy import Action, Facts, decide
+from listserv.moderation.policy import Action, Facts, decide
 
 PERSON = Facts(sender="anna@example.org", is_member=True, is_moderator=False,
                dkim_aligned_moderator=False, list_addressed=True, has_own_list_id=False,

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from listserv.config import Config
-from listserv.delivery import verp_sender
+from listserv.delivery.plan import verp_sender
 from tests import test_transports
 from tests.conftest import LIST, ROOT, FakeDns, mail, make_daemon, wait_for
 from tests.test_delivery_e2e import rsa_key

@@ -16,11 +16,11 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listserv import addresses
-from listserv.addresses import Refusal, Role, Route, route
-from listserv.commands import Context, Verb, parse_commands
+from listserv.commands.parse import Context, Verb, parse_commands
 from listserv.config import ListConfig
-from listserv.transform import list_copy
+from listserv.delivery.transform import list_copy
+from listserv.intake import routing as addresses
+from listserv.intake.routing import Refusal, Role, Route, route
 
 LISTS = (
     ListConfig(address="soziale.arbeit.an.schulen@gelsenkirchen.de",

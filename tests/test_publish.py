@@ -8,7 +8,7 @@ import pytest
 
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.store import iso
+from listserv.store.database import iso
 from tests.conftest import LIST, FakeClock, FakeDns, mail, make_daemon
 from tests.mailflow import Flow
 

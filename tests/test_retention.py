@@ -9,9 +9,9 @@ import pytest
 
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.respond import Context
-from listserv.retention import purge
-from listserv.store import Store, iso
+from listserv.delivery.respond import Context
+from listserv.ops.retention import purge
+from listserv.store.database import Store, iso
 from tests.conftest import LIST, MODERATOR, FakeClock, mail
 from tests.mailflow import Flow
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from listserv.commands import Command, Context, Verb, parse_commands
-from listserv.mailtext import body_text, header_text
+from listserv.commands.parse import Command, Context, Verb, parse_commands
+from listserv.mail.text import body_text, header_text
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "samples"

@@ -20,9 +20,10 @@ from typing import Any
 import dkim as dkimpy
 import pytest
 
-from listserv import outbox, transform
+from listserv.commands.tokens import token_hash
 from listserv.config import Config
-from listserv.delivery import (
+from listserv.delivery import outbox, transform
+from listserv.delivery.plan import (
     Claimed,
     Job,
     Outgoing,
@@ -32,11 +33,10 @@ from listserv.delivery import (
     unsubscribe_token,
     verp_sender,
 )
-from listserv.dkim import generate_key, public_key_record
-from listserv.sender import Sender
-from listserv.store import Store
-from listserv.tokens import token_hash
-from listserv.transports import ACCEPTED, DeliveryResult, Outcome, RcptOutcome
+from listserv.delivery.sender import Sender
+from listserv.delivery.signing import generate_key, public_key_record
+from listserv.delivery.transports import ACCEPTED, DeliveryResult, Outcome, RcptOutcome
+from listserv.store.database import Store
 from tests.conftest import LIST, mail, wait_for
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -451,7 +451,7 @@ def test_personal_copies_from_one_template_equal_rendering_each(
     base_url: str | None, config_factory: Callable[..., Config]
 ) -> None:
     """Umlauts make the footer quoted-printable; a token may straddle a soft line break."""
-    from listserv.delivery import PersonalCopies
+    from listserv.delivery.plan import PersonalCopies
 
     config = config_factory()
     raw = list_copy_bytes(config, footer=False,

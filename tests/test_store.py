@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from listserv.errors import StoreError
-from listserv.migrations import MIGRATIONS
-from listserv.store import MAX_ATTEMPTS, NewInbound, Store
+from listserv.store.database import MAX_ATTEMPTS, NewInbound, Store
+from listserv.store.migrations import MIGRATIONS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -47,7 +47,7 @@ async def test_reopening_keeps_rows_and_applies_only_new_steps(tmp_path: Path, m
     await store.add_inbound([inbound(1)])
     await store.close()
     extra = (MIGRATIONS[-1][0] + 1, "CREATE TABLE later_feature (id INTEGER PRIMARY KEY)")
-    monkeypatch.setattr("listserv.store.MIGRATIONS", [*MIGRATIONS, extra])
+    monkeypatch.setattr("listserv.store.database.MIGRATIONS", [*MIGRATIONS, extra])
     store = await Store.open(path)
     assert await store.schema_version() == extra[0]
     assert (await store.fetchone("SELECT count(*) FROM inbox"))[0] == 1

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from listserv.config import ListConfig
-from listserv.transform import list_copy, prefixed_subject, render_footer
+from listserv.delivery.transform import list_copy, prefixed_subject, render_footer
 from tests.conftest import CORPUS, LIST, MODERATOR
 
 SAS = ListConfig(address=LIST, display_name="Netzwerk Soziale Arbeit an Schulen",

@@ -16,10 +16,10 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from listserv.config import Config
-from listserv.sender import Sender
-from listserv.store import Store
-from listserv.transport_smtp import SmtpSettings, SmtpTransport
-from listserv.transports import MaildirTransport, Outcome
+from listserv.delivery.sender import Sender
+from listserv.delivery.smtp import SmtpSettings, SmtpTransport
+from listserv.delivery.transports import MaildirTransport, Outcome
+from listserv.store.database import Store
 from tests import test_sender
 from tests.conftest import wait_for
 from tests.test_sender import FakeClock, add_members, list_copy_bytes, post, start

@@ -17,11 +17,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from listserv import members, outbox, tokens, transform
+from listserv.commands import tokens
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.delivery import unsubscribe_token
-from listserv.web import list_page_url
+from listserv.delivery import outbox, transform
+from listserv.delivery.plan import unsubscribe_token
+from listserv.membership import members
+from listserv.web.server import list_page_url
 from tests.conftest import LIST, FakeDns, mail, make_daemon, wait_for
 
 BASE_URL = "https://listen.gelsenkirchen.de"

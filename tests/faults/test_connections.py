@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from listserv import status
+from listserv.intake import codes as status
 from tests.conftest import LIST, mail, write_config
 from tests.faults.helpers import Proc, poll
 

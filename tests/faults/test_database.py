@@ -15,8 +15,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from listserv import status
 from listserv.daemon import Daemon
+from listserv.intake import codes as status
 from tests.conftest import LIST, mail, wait_for, write_config
 from tests.faults.helpers import Proc, poll, query
 

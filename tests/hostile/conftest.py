@@ -12,7 +12,7 @@ import pytest
 
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.store import iso
+from listserv.store.database import iso
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, make_daemon
 from tests.mailflow import Flow
 

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from listserv import status
+from listserv.intake import codes as status
 from tests.conftest import LIST, MODERATOR, mail
 from tests.hostile.conftest import MEMBERS, list_table, outbox_files, parsed, smtp_to
 from tests.mailflow import Flow, reply_to

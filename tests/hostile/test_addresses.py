@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from listserv import status
+from listserv.intake import codes as status
 from tests.conftest import LIST
 from tests.hostile.conftest import smtp_to
 from tests.mailflow import Flow

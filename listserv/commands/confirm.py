@@ -1,0 +1,211 @@
+"""Redeeming a token: what a reply to one of our notices does.
+
+A reply reaches us at ``L-confirm+TOKEN@D`` (or as ``confirm TOKEN`` to
+``L-request@D``). The token names the action; the reply's first fresh
+line names the decision (empty = yes). The token is used in the same
+transaction as the action it allows, so it works exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+
+from listserv.commands import tokens
+from listserv.commands.parse import Context as ParseContext
+from listserv.commands.parse import Verb, parse_commands
+from listserv.commands.tokens import Action, Lookup, TokenRow
+from listserv.inbox.request import Request
+from listserv.log import event
+from listserv.mail.message import message_id
+from listserv.membership import members
+from listserv.membership.actions import (
+    _add_and_welcome,
+    is_moderator,
+    notify_moderators,
+    remove_by_moderator,
+    reply,
+    send_invitation,
+)
+from listserv.moderation.posts import decide_by_reply
+
+YES = {Verb.CONFIRM, Verb.APPROVE}
+NO = {Verb.REJECT, Verb.DISCARD}
+MODERATOR_ACTIONS = {Action.APPROVE_MEMBER, Action.INVITE_REQUEST, Action.REMOVE_REQUEST,
+                     Action.MODERATE_POST}
+
+
+def decision_of(req: Request) -> tuple[Verb | None, str]:
+    """The decision in a reply: (verb, reason). An empty reply means CONFIRM."""
+    for command in parse_commands(req.msg, ParseContext.REPLY):
+        if command.verb in YES or command.verb in NO:
+            return command.verb, command.argument if command.verb is Verb.REJECT else ""
+    return None, ""
+
+
+async def redeem(
+    db: aiosqlite.Connection, req: Request, token: str, decision: Verb | None, reason: str = ""
+) -> str:
+    found, row = await tokens.look_up(db, token, req.mlist.address, req.now)
+    if found is Lookup.UNKNOWN or row is None:
+        event("token_refused", reason="unknown", list=req.mlist.address, inbox=req.item.id)
+        await reply(db, req, "token_unknown")
+        return "unknown token"
+    if row.action in MODERATOR_ACTIONS and not is_moderator(req.mlist, req.sender):
+        # A forged or stray reply: it changes nothing, and nobody is answered,
+        # since the From may be a bystander's address.
+        event("token_refused", reason="not_a_moderator", list=req.mlist.address,
+              inbox=req.item.id, sender=req.sender, action=row.action)
+        return f"ignored: {row.action} reply from a non-moderator"
+    if found is Lookup.USED:
+        event("token_refused", reason="used", list=req.mlist.address, inbox=req.item.id)
+        await reply(db, req, "token_used", by=row.used_by or "-",
+                    at=_local_time(req, row.used_at or ""), outcome=row.outcome or "-")
+        return "token already used"
+    if found is Lookup.EXPIRED:
+        event("token_refused", reason="expired", list=req.mlist.address, inbox=req.item.id)
+        await reply(db, req, "token_expired", days=req.mlist.token_days)
+        return "token expired"
+    if row.action in _DECISIONS:
+        return await _DECISIONS[row.action](db, req, row, token, decision, reason)
+    on_yes, declined = _CONFIRMATIONS[row.action]
+    if decision in NO:
+        await _use(db, req, row, "declined")
+        return declined
+    if decision not in YES:
+        return await _not_understood(db, req, token)
+    return await on_yes(db, req, row, token)
+
+
+def _local_time(req: Request, stamp: str) -> str:
+    """A stored UTC time as the coordinator reads it: "25.11.2026 10:15"."""
+    try:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return stamp
+    return moment.astimezone(ZoneInfo(req.timezone)).strftime("%d.%m.%Y %H:%M")
+
+
+async def _use(db: aiosqlite.Connection, req: Request, row: TokenRow, outcome: str) -> bool:
+    return await tokens.use(db, row, now=req.now, by=req.sender or "", outcome=outcome)
+
+
+async def _not_understood(db: aiosqlite.Connection, req: Request, token: str) -> str:
+    if is_moderator(req.mlist, req.sender):
+        await notify_moderators(db, req, "not_understood_moderator", token=token,
+                                to=[req.sender or ""])
+    else:
+        await reply(db, req, "not_understood", token=token)
+    return "reply not understood; instructions sent again"
+
+
+async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
+    mlist = req.mlist
+    name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
+    th = tokens.token_hash(token)
+    if await members.get(db, mlist.address, row.address):
+        await _use(db, req, row, "already a member")
+        await reply(db, req, "already_member", to=row.address, language=language)
+        return "already a member"
+    if mlist.subscription_policy == "confirm_then_approve":
+        await _use(db, req, row, "confirmed")
+        await members.log_consent(db, list_address=mlist.address, address=row.address,
+                                  event="confirmed", now=req.now, token_hash=th,
+                                  message_id=message_id(req.msg), peer=req.item.peer,
+                                  detail=f"reply from {req.sender}")
+        approval = await tokens.issue(db, action=Action.APPROVE_MEMBER,
+                                      list_address=mlist.address, address=row.address,
+                                      now=req.now, days=mlist.token_days,
+                                      requester=row.address, data=row.data)
+        await notify_moderators(db, req, "approve_member", token=approval, address=row.address,
+                                name=name or "-")
+        await reply(db, req, "pending_approval", to=row.address, language=language)
+        return "confirmed; approval requested"
+    await _use(db, req, row, "subscribed")
+    await _add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
+                           event="confirmed", token_hash=th,
+                           detail=f"double opt-in, reply from {req.sender}")
+    return "subscribed"
+
+
+async def _approve_member(
+    db: aiosqlite.Connection, req: Request, row: TokenRow, token: str, decision: Verb | None,
+    reason: str,
+) -> str:
+    mlist = req.mlist
+    name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
+    if decision is Verb.APPROVE or decision is Verb.CONFIRM:
+        await _use(db, req, row, "approved")
+        await _add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
+                               event="approved", detail=f"approved by moderator {req.sender}",
+                               token_hash=tokens.token_hash(token))
+        return f"member approved by {req.sender}"
+    if decision is Verb.REJECT:
+        await _use(db, req, row, "rejected")
+        await reply(db, req, "refused", to=row.address, language=language,
+                    reason=reason or "-")
+        await members.log_consent(db, list_address=mlist.address, address=row.address,
+                                  event="refused", now=req.now, detail=f"by {req.sender}")
+        return f"member refused by {req.sender}"
+    if decision is Verb.DISCARD:
+        await _use(db, req, row, "discarded")
+        return f"request discarded by {req.sender}"
+    return await _not_understood(db, req, token)
+
+
+async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
+    member = await members.get(db, req.mlist.address, row.address)
+    await _use(db, req, row, "unsubscribed")
+    if member is None:
+        return "was not a member"
+    await members.remove(db, list_address=req.mlist.address, address=row.address, now=req.now,
+                         event="unsubscribed", token_hash=tokens.token_hash(token),
+                         message_id=message_id(req.msg), peer=req.item.peer,
+                         detail=f"confirmed by {req.sender}")
+    await reply(db, req, "goodbye", to=row.address, language=member.language)
+    event("member_removed", list=req.mlist.address, member=row.address, inbox=req.item.id,
+          detail="unsubscribed")
+    return "unsubscribed"
+
+
+async def _invite_request(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
+    await _use(db, req, row, "invitation sent")
+    await send_invitation(db, req, row.address, row.data.get("name", ""))
+    return f"invitation sent to {row.address}"
+
+
+async def _invitation(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
+    await _use(db, req, row, "accepted")
+    added = await _add_and_welcome(
+        db, req, row.address, row.data.get("name", ""),
+        row.data.get("language", req.mlist.language), event="invitation_accepted",
+        detail=f"invited by {row.data.get('invited_by', '-')}, reply from {req.sender}",
+        token_hash=tokens.token_hash(token))
+    return "subscribed by invitation" if added else "already a member"
+
+
+async def _remove_request(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
+    await _use(db, req, row, "removed")
+    if not await remove_by_moderator(db, req, row.address, tokens.token_hash(token)):
+        return "not a member"
+    return f"removed {row.address}"
+
+
+# Actions a reply only confirms (yes) or declines (no): (what yes does, what no means).
+_CONFIRMATIONS: dict[Action, tuple[Callable[[aiosqlite.Connection, Request, TokenRow, str],
+                                            Awaitable[str]], str]] = {
+    Action.SUBSCRIBE: (_subscribe, "subscription declined by the address"),
+    Action.UNSUBSCRIBE: (_unsubscribe, "unsubscribe declined"),
+    Action.INVITE_REQUEST: (_invite_request, "invitation cancelled by moderator"),
+    Action.INVITATION: (_invitation, "invitation declined"),
+    Action.REMOVE_REQUEST: (_remove_request, "removal cancelled by moderator"),
+}
+# Actions where the moderator chooses between approve, reject and discard.
+_DECISIONS: dict[Action, Callable[[aiosqlite.Connection, Request, TokenRow, str, Verb | None,
+                                   str], Awaitable[str]]] = {
+    Action.APPROVE_MEMBER: _approve_member,
+    Action.MODERATE_POST: decide_by_reply,
+}

@@ -1,0 +1,131 @@
+"""Inbox handlers for the command addresses: request, join, leave, confirm.
+
+Each handler follows the same steps, in one transaction:
+
+1. build the ``Request`` (parse once, validate the From);
+2. drop automatic mail (``automatic.automatic_reason``) with a log line:
+   it never confirms, approves or gets an answer;
+3. answer an unusable From with a plain explanation, to the envelope
+   sender when that one is usable, and change nothing;
+4. carry out the command, queue the answer, end the inbox row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiosqlite
+
+from listserv.commands.confirm import decision_of, redeem
+from listserv.commands.parse import Context as ParseContext
+from listserv.commands.parse import Verb, find_token, parse_commands
+from listserv.delivery.respond import Context
+from listserv.inbox.processor import Handler
+from listserv.inbox.request import Request, build
+from listserv.log import event
+from listserv.mail.automatic import automatic_reason
+from listserv.mail.message import normalise_address, subject
+from listserv.membership.actions import (
+    guess_language,
+    moderator_change,
+    reply,
+    subscribe,
+    unsubscribe,
+    who,
+)
+from listserv.moderation.dkim_proof import verified_aligned_async
+from listserv.moderation.posts import publish_approved
+from listserv.store.database import InboxItem
+
+Action = Callable[[aiosqlite.Connection, Request], Awaitable[str]]
+
+
+def command_handler(
+    ctx: Context, action: Action, after: Callable[[Context], Awaitable[object]] | None = None
+) -> Handler:
+    """Wrap ``action`` in the common steps; the result is a processor handler.
+
+    ``after`` runs once the transaction has committed (publishing a post a
+    moderator has just approved needs DNS, which must not hold the write lock).
+    """
+
+    async def handle(item: InboxItem) -> str:
+        now = ctx.clock()
+        try:
+            req = build(item, ctx.config, now)
+        except LookupError as exc:
+            await ctx.store.finish(item.id, f"dropped: {exc}")
+            return f"dropped: {exc}"
+        outcome: str
+        if req.sender is not None and req.sender in req.mlist.moderators:
+            # Before the transaction: the DNS lookup must not hold the write lock.
+            req.moderator_verified = await verified_aligned_async(
+                item.raw, req.sender.rpartition("@")[2], ctx.dkim_dns)
+        async with ctx.store.transaction() as db:
+            reason = automatic_reason(req.msg, item.mail_from, ctx.config.lists)
+            if reason is not None:
+                event("ignored", reason="automatic", detail=reason, inbox=item.id,
+                      msgid=item.message_id, role=item.role)
+                outcome = f"ignored automatic mail: {reason}"
+            elif req.sender is None:
+                outcome = await _unusable_sender(db, req)
+            else:
+                req.language = guess_language(req)
+                outcome = await action(db, req)
+            await ctx.store.finish_in(db, item.id, outcome)
+        ctx.wake_sender()
+        if after is not None:
+            await after(ctx)
+        return outcome
+
+    return handle
+
+
+async def _unusable_sender(db: aiosqlite.Connection, req: Request) -> str:
+    fallback = normalise_address(req.item.mail_from)
+    if fallback is None:
+        event("ignored", reason="no usable sender address", inbox=req.item.id)
+        return "ignored: neither From nor envelope sender is a usable address"
+    await reply(db, req, "invalid_address", to=fallback, address=req.from_.raw or "-")
+    return "invalid From address: explained to the envelope sender"
+
+
+async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
+    """Mail to ``L-request@D``: the first actionable command wins."""
+    commands = parse_commands(req.msg, ParseContext.REQUEST)
+    for command in commands:
+        verb = command.verb
+        if verb is Verb.SUBSCRIBE:
+            return await subscribe(db, req)
+        if verb is Verb.UNSUBSCRIBE:
+            return await unsubscribe(db, req)
+        if verb is Verb.HELP:
+            await reply(db, req, "help")
+            return "help sent"
+        if verb is Verb.WHO:
+            return await who(db, req)
+        if verb in (Verb.INVITE, Verb.REMOVE):
+            return await moderator_change(db, req, command)
+        if verb in (Verb.CONFIRM, Verb.APPROVE):
+            token = command.argument or find_token(subject(req.msg))
+            if token:
+                return await redeem(db, req, token, Verb.CONFIRM)
+    unknown = [c.argument for c in commands if c.verb is Verb.UNKNOWN]
+    await reply(db, req, "unknown_command",
+                lines="\n".join(f"> {line[:80]}" for line in unknown[:5]) or "> -")
+    return "no command understood; help sent"
+
+
+async def confirm_reply(db: aiosqlite.Connection, req: Request) -> str:
+    """Mail to ``L-confirm+TOKEN@D``: a reply to one of our notices."""
+    decision, reason = decision_of(req)
+    return await redeem(db, req, req.item.extension, decision, reason)
+
+
+def build_handlers(ctx: Context) -> dict[str, Handler]:
+    return {
+        "request": command_handler(ctx, request_commands),
+        "join": command_handler(ctx, subscribe),
+        "leave": command_handler(ctx, unsubscribe),
+        "confirm": command_handler(ctx, confirm_reply, after=publish_approved),
+    }

@@ -1,0 +1,395 @@
+"""The sender: takes due deliveries rows, hands copies to the transport, records outcomes.
+
+Three tasks share one queue:
+
+* the *producer* claims due rows in one commit (pending, or deferred whose
+  time has come: ``-> sending``), a page at a time so that a 100,000-member
+  post is never in memory whole; cuts them into transactions
+  (``delivery.plan``); builds and signs the bytes; and queues the jobs;
+* ``connections`` *workers* hand jobs to the transport, in parallel;
+* the *recorder* writes the outcomes back, hundreds of rows per commit
+  (sent, deferred with its next attempt, failed), and counts 5xx bounces.
+
+A copy is signed once per distinct content: a bulk or VERP post is signed
+once (the bytes are cached by outgoing id), a personalised post once per
+member, in a process pool so that signing uses every core while this
+process talks SMTP. The producer sleeps until ``wake()`` (called after an
+enqueue commits) or the next deferred row falls due; it never polls.
+
+A crash leaves rows ``sending``; ``start`` puts them back to ``pending``, so
+the transactions that were in flight (and not yet recorded) may be sent
+again: that is the bound DESIGN §6 allows. Nothing claimed is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from listserv.bounces import score
+from listserv.config import Config, DkimConfig
+from listserv.delivery.personal import PersonalCopyMaker
+from listserv.delivery.plan import (
+    GIVE_UP_AFTER,
+    REMOVED,
+    RETRY_SCHEDULE,
+    Claimed,
+    Job,
+    Outgoing,
+    classify,
+    plan,
+)
+from listserv.delivery.signing import Signer
+from listserv.delivery.transports import DeliveryResult, Transport, make_transport
+from listserv.log import event
+from listserv.store.database import Clock, Store, iso, utcnow
+
+_SENTINEL = None
+_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Sender:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        transport: Transport | None = None,
+        *,
+        clock: Clock = utcnow,
+        sign: bool = True,
+        batch_size: int = 1000,
+        flush_rows: int = 500,
+        flush_interval: float = 0.05,
+        schedule: tuple[timedelta, ...] = RETRY_SCHEDULE,
+        give_up_after: timedelta = GIVE_UP_AFTER,
+        idle_poll: float = 300.0,
+        sign_workers: int | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.transport = transport or make_transport(config)
+        self.clock = clock
+        self.dkim: DkimConfig | None = config.dkim if sign else None
+        self.signer = Signer.from_config(self.dkim) if self.dkim else None
+        self.batch_size, self.flush_rows = batch_size, flush_rows
+        self.flush_interval = flush_interval
+        self.schedule, self.give_up_after, self.idle_poll = schedule, give_up_after, idle_poll
+        self.sign_workers = sign_workers or os.cpu_count() or 2
+        self.workers = max(1, config.delivery.connections)
+        self._queue: asyncio.Queue[tuple[Job, bytes] | None] = asyncio.Queue(batch_size)
+        self._wake = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._claimed: dict[int, Claimed] = {}
+        self._results: list[tuple[Job, DeliveryResult]] = []
+        self._unsent: list[Job] = []
+        self._busy = 0  # workers in the middle of a transaction
+        self.coalesce = 0.001  # seconds a flush waits for the other connections' outcomes
+        self._recorded: list[asyncio.Event] = []  # workers waiting for their outcome's commit
+        self._unrecorded = 0
+        self._outgoing: OrderedDict[int, tuple[Outgoing, bytes | None]] = OrderedDict()
+        self._signed: OrderedDict[int, bytes] = OrderedDict()
+        self._personal: PersonalCopyMaker | None = None
+        self.sent = self.deferred = self.failed = 0
+
+    # -- life cycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self.store.transaction() as db:
+            cur = await db.execute("UPDATE deliveries SET state = 'pending', next_attempt = NULL"
+                                   " WHERE state = 'sending'")
+        if cur.rowcount:
+            event("recovered_deliveries", level="warning", requeued=cur.rowcount)
+        if self.config.delivery.personalize:  # start the processes before the first post
+            self._personal = PersonalCopyMaker(self.config, self.store, self.dkim,
+                                               self.sign_workers)
+        self._tasks = [asyncio.create_task(self._produce(), name="sender")]
+        self._tasks += [asyncio.create_task(self._work(), name=f"sender-{i}")
+                        for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._record(), name="sender-recorder"))
+
+    def wake(self) -> None:
+        """There are new rows: the enqueuer calls this after its commit."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Finish the transactions in flight, record them; queued ones go back to pending."""
+        self._stopping = True
+        self._wake.set()
+        producer, *workers, recorder = self._tasks or [None, None]
+        for task in [producer, *workers]:
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
+        self._flush_now.set()
+        if recorder is not None:
+            with contextlib.suppress(Exception):
+                await recorder
+        await self.transport.close()
+        if self._personal is not None:
+            self._personal.close()
+
+    # -- producer ------------------------------------------------------------
+
+    async def _produce(self) -> None:
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    claimed = await self.run_once()
+                except Exception as exc:  # a locked database, a bad row: never the end
+                    event("sender_error", level="error", error=f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(1)
+                    continue
+                if claimed or self._stopping:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_timeout())
+        finally:
+            for _ in range(self.workers):
+                await self._queue.put(_SENTINEL)
+
+    async def run_once(self) -> int:
+        """Claim one page of due rows and queue their jobs; the number of rows."""
+        rows = await self._claim()
+        if not rows:
+            return 0
+        for row in rows:
+            self._claimed[row.id] = row
+        await self._load_outgoing({r.outgoing_id for r in rows})
+        jobs: list[Job] = []
+        for job in plan(rows, {k: v[0] for k, v in self._outgoing.items()},
+                        self.config.delivery.max_recipients_per_transaction):
+            if self._outgoing[job.outgoing_id][1] is None:
+                self._results.append((job, DeliveryResult.every(job.rcpts, REMOVED)))
+            else:
+                jobs.append(job)
+        queued: set[Job] = set()
+        try:
+            for job in jobs:
+                if not job.personal:
+                    await self._put(job, self._shared_bytes(job.outgoing_id), queued)
+            await self._queue_personal([j for j in jobs if j.personal], queued)
+        except Exception as exc:  # whatever was claimed and not queued is retried later
+            error = f"4.3.0 {type(exc).__name__}: {exc}"
+            self._results += [(j, DeliveryResult.temporary(j.rcpts, 451, error))
+                              for j in jobs if j not in queued]
+            raise
+        return len(rows)
+
+    async def _put(self, job: Job, data: bytes, queued: set[Job]) -> None:
+        await self._queue.put((job, data))
+        queued.add(job)
+
+    async def _claim(self) -> list[Claimed]:
+        now = iso(self.clock())
+        rows: list[Claimed] = []
+        # Not fsynced: after a power loss a claim may be lost, and the row is
+        # simply claimed again (see Store.transaction).
+        async with self.store.transaction() as db:
+            for where, order in (("state = 'pending' AND next_attempt IS NULL",
+                                  "outgoing_id, domain"),
+                                 ("state = 'deferred' AND next_attempt <= :now",
+                                  "next_attempt")):
+                limit = self.batch_size - len(rows)
+                if limit <= 0:
+                    break
+                async with db.execute(
+                    "UPDATE deliveries SET state = 'sending', updated_at = :now"
+                    f" WHERE id IN (SELECT id FROM deliveries WHERE {where}"
+                    f"              ORDER BY {order} LIMIT :limit)"
+                    " RETURNING id, outgoing_id, rcpt, domain, attempts",
+                    {"now": now, "limit": limit},
+                ) as cur:
+                    rows += [Claimed(*r) for r in await cur.fetchall()]
+        rows.sort(key=lambda r: (r.outgoing_id, r.domain, r.id))
+        return rows
+
+    async def _load_outgoing(self, ids: set[int]) -> None:
+        missing = [i for i in ids if i not in self._outgoing]
+        for i in ids - set(missing):
+            self._outgoing.move_to_end(i)
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for r in await self.store.fetchall(
+                "SELECT id, kind, list_address, mail_from, message_id, created_at, verp,"
+                f" personalize, raw FROM outgoing WHERE id IN ({marks})", missing,
+            ):
+                created = datetime.strptime(r["created_at"], _TIME).replace(
+                    tzinfo=self.clock().tzinfo)
+                info = Outgoing(r["id"], r["kind"], r["list_address"], r["mail_from"],
+                                r["message_id"], created, bool(r["verp"]),
+                                bool(r["personalize"]))
+                self._outgoing[r["id"]] = (info, r["raw"])
+        while len(self._outgoing) > 64:
+            gone, _ = self._outgoing.popitem(last=False)
+            self._signed.pop(gone, None)
+            if self._personal is not None:
+                self._personal.forget(gone)
+
+    def _shared_bytes(self, outgoing_id: int) -> bytes:
+        """The one signed copy of a reply, notice or bulk/VERP post."""
+        data = self._signed.get(outgoing_id)
+        if data is None:
+            raw = self._outgoing[outgoing_id][1]
+            assert raw is not None
+            data = self.signer.sign(raw) if self.signer is not None else raw
+            self._signed[outgoing_id] = data
+        return data
+
+    async def _queue_personal(self, jobs: list[Job], queued: set[Job]) -> None:
+        if not jobs:
+            return
+        if self._personal is None:
+            self._personal = PersonalCopyMaker(self.config, self.store, self.dkim,
+                                               self.sign_workers)
+        outgoing = {j.outgoing_id: self._outgoing[j.outgoing_id] for j in jobs}
+        async for job, data in self._personal.copies(jobs, outgoing):
+            await self._put(job, data, queued)
+
+    async def _idle_timeout(self) -> float:
+        row = await self.store.fetchone(
+            "SELECT min(next_attempt) FROM deliveries WHERE state = 'deferred'")
+        if row is None or row[0] is None:
+            return self.idle_poll
+        due = datetime.strptime(row[0], _TIME).replace(tzinfo=self.clock().tzinfo)
+        return min(self.idle_poll, max(0.01, (due - self.clock()).total_seconds()))
+
+    # -- workers ---------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while (item := await self._queue.get()) is not _SENTINEL:
+            job, data = item
+            if self._stopping:
+                self._unsent.append(job)
+                continue
+            self._busy += 1
+            try:
+                result = await self.transport.deliver(job.mail_from, list(job.rcpts), data)
+            except Exception as exc:  # a bug in a transport must not lose the rows
+                result = DeliveryResult.temporary(job.rcpts, 451, f"4.3.0 {type(exc).__name__}")
+            finally:
+                self._busy -= 1
+            self._results.append((job, result))
+            self._unrecorded += len(job.rcpts)
+            # The next transaction starts only when this outcome is committed (the
+            # recorder commits all workers' outcomes at once), so a crash repeats at
+            # most one transaction per connection: the bound of DESIGN §6.
+            recorded = asyncio.Event()
+            self._recorded.append(recorded)
+            self._flush_now.set()
+            await recorded.wait()
+
+    # -- recorder --------------------------------------------------------------
+
+    async def _record(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), timeout=self.flush_interval)
+            self._flush_now.clear()
+            if self._busy and not self._stopping:
+                # Other connections are about to report: one commit for all of
+                # them costs less CPU than one each (it is what bounds the rate).
+                await asyncio.sleep(self.coalesce)
+            try:
+                await self.flush()
+            except Exception as exc:  # retried at the next flush; rows stay 'sending'
+                event("record_failed", level="error", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5)
+                continue
+            done = all(t.done() for t in self._tasks[:-1])
+            if self._stopping and done and not self._results and not self._unsent:
+                return
+
+    async def flush(self) -> None:
+        """Write the outcomes collected so far in one commit, then log them."""
+        results, self._results = self._results, []
+        unsent, self._unsent = self._unsent, []
+        recorded, self._recorded = self._recorded, []
+        self._unrecorded = 0
+        if not results and not unsent:
+            for waiter in recorded:
+                waiter.set()
+            return
+        try:
+            logs = await self._write(results, unsent)
+        except BaseException:
+            self._results[:0], self._unsent[:0] = results, unsent
+            self._recorded[:0] = recorded
+            raise
+        for waiter in recorded:
+            waiter.set()
+        for job, _ in results:
+            for row_id in job.ids:
+                self._claimed.pop(row_id, None)
+        for job in unsent:
+            for row_id in job.ids:
+                self._claimed.pop(row_id, None)
+        for line in logs:
+            line()
+
+    async def _write(self, results: list[tuple[Job, DeliveryResult]], unsent: list[Job]
+                     ) -> list[Callable[[], None]]:
+        now = self.clock()
+        stamp = iso(now)
+        # Only the rows in these results: _claimed holds every row in flight.
+        attempts = {i: self._claimed[i].attempts for job, _ in results for i in job.ids
+                    if i in self._claimed}
+        rec = classify(results, attempts, {k: v[0] for k, v in self._outgoing.items()}, now,
+                       schedule=self.schedule, give_up_after=self.give_up_after)
+        changes = []
+        async with self.store.transaction() as db:
+            update = ("UPDATE deliveries SET state = '{}', attempts = attempts + 1,"
+                      " next_attempt = {}, last_reply = ?, updated_at = ?"
+                      " WHERE id = ? AND state = 'sending'")
+            # One statement per kind of outcome present (each is a thread hop):
+            # this runs once per SMTP transaction, so its cost bounds the rate.
+            for sql, params in (
+                (update.format("sent", "NULL"), [(reply, stamp, i) for reply, i in rec.sent]),
+                (update.format("failed", "NULL"),
+                 [(reply, stamp, i) for reply, i in rec.failed]),
+                (update.format("deferred", "?"),
+                 [(iso(when), reply, stamp, i) for when, reply, i in rec.deferred]),
+                ("UPDATE deliveries SET state = 'pending', next_attempt = NULL"
+                 " WHERE id = ? AND state = 'sending'",
+                 [(i,) for job in unsent for i in job.ids]),
+            ):
+                if params:
+                    await db.executemany(sql, params)
+            for list_address, members in rec.bounced.items():
+                mlist = self.config.find_list(list_address)
+                changes.append(await score.record_failures(
+                    db, list_address=list_address, addresses=members, now=now,
+                    threshold=mlist.bounce_threshold if mlist else 5))
+        if rec.deferred or unsent:  # the producer's sleep may now be too long
+            self._wake.set()
+        self.sent += len(rec.sent)
+        self.deferred += len(rec.deferred)
+        self.failed += len(rec.failed)
+        lines: list[Callable[[], None]] = [
+            functools.partial(self._log, outgoing_id, what, items)
+            for (outgoing_id, what), items in rec.summary.items()]
+        lines += [functools.partial(score.log_change, c, source="delivery")
+                  for c in changes]
+        return lines
+
+    def _log(self, outgoing_id: int, what: str, items: list[str]) -> None:
+        """One line per batch delivered or deferred; one per recipient that failed."""
+        info = self._outgoing[outgoing_id][0] if outgoing_id in self._outgoing else None
+        msgid = info.message_id if info else ""
+        if what == "sent":
+            event("delivered", outgoing=outgoing_id, msgid=msgid, rcpts=len(items))
+        elif what == "deferred":
+            event("deferred", level="warning", outgoing=outgoing_id, msgid=msgid,
+                  rcpts=len(items), reply=items[0].split(" ", 1)[1])
+        else:
+            for item in items:
+                rcpt, _, reply = item.partition(" ")
+                event("failed", level="warning", outgoing=outgoing_id, msgid=msgid,
+                      rcpt=rcpt, reply=reply)

@@ -1,0 +1,29 @@
+"""The table of inbox handlers: which function handles which address role.
+
+The processor knows nothing about lists; it looks a row's role up here.
+A plain table, as in Mailman's builtin chain, beats a registry while the
+set is small and known.
+"""
+
+from __future__ import annotations
+
+from listserv.bounces import score
+from listserv.commands import handlers
+from listserv.delivery.respond import Context
+from listserv.inbox.processor import Handler
+from listserv.intake.routing import Role
+from listserv.moderation import owner, posting
+
+
+def build_handlers(ctx: Context) -> dict[Role, Handler]:
+    """Roles without an entry are recorded only (see ``processor.record_only``)."""
+    commands = handlers.build_handlers(ctx)
+    return {
+        Role.REQUEST: commands["request"],
+        Role.JOIN: commands["join"],
+        Role.LEAVE: commands["leave"],
+        Role.CONFIRM: commands["confirm"],
+        Role.POST: posting.build_handler(ctx),
+        Role.OWNER: owner.build_handler(ctx),
+        Role.BOUNCES: score.make_bounce_handler(ctx.config, ctx.store, ctx.clock),
+    }

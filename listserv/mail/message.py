@@ -1,0 +1,123 @@
+"""Reading an inbound mail safely: parse once, answer the few questions we ask.
+
+Python's ``email`` package raises on some real mail (see the corpus'
+``python-email-hazards.json``): CR/LF inside an address header, unknown
+charsets, broken multiparts. Everything here is guarded, so the deciding
+code can ask "who sent this?" of any message without a try/except.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
+
+from email_validator import EmailNotValidError, validate_email
+
+from listserv.mail.text import header_text
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header part of a raw message (up to the first empty line)."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end != -1:
+            return raw[: end + len(sep)]
+    return raw
+
+
+def message_id_of(raw: bytes) -> str:
+    """The Message-ID for logs, read from bytes: cheap (no parse) and never raises."""
+    match = _MESSAGE_ID.search(header_block(raw))
+    if not match:
+        return ""
+    return _UNSAFE.sub("", match.group(1).decode("latin-1"))[:250]
+
+
+def parse(raw: bytes) -> EmailMessage:
+    """Parse with the modern policy; parsing itself does not raise on bad mail."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """User text made safe for a header we build: no CR/LF/NUL, bounded length."""
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def normalise_address(value: str) -> str | None:
+    """Syntax-checked (email-validator, no DNS), lowercased address, or None."""
+    value = value.strip().strip("<>").strip()
+    if not value or _CONTROL.search(value):
+        return None
+    try:
+        info = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError:
+        return None
+    return f"{info.local_part}@{info.domain}".lower()
+
+
+def _raw_header(msg: EmailMessage, name: str) -> str:
+    """The undecoded header value (compat32 style): never raises on bad addresses."""
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
+    except Exception:
+        pass
+    return ""
+
+
+@dataclass(frozen=True)
+class Sender:
+    address: str | None   # validated and lowercased, or None when unusable
+    display_name: str     # one line, may be ""
+    raw: str              # what the header said, one line, for answers and logs
+    as_given: str = ""    # the valid address as written: local part kept, domain lower-cased
+
+
+def sender_of(msg: EmailMessage, envelope_from: str = "") -> Sender:
+    """The From address (validated), falling back to the envelope sender."""
+    raw = _raw_header(msg, "From")
+    name, addr = parseaddr(one_line(raw, 500))
+    address = normalise_address(addr) if addr else None
+    if address is None and not raw and envelope_from:
+        addr = envelope_from
+        address = normalise_address(addr)
+    as_given = ""
+    if address is not None:
+        local = addr.strip().strip("<>").strip().rpartition("@")[0]
+        as_given = f"{local}@{address.rpartition('@')[2]}"
+    return Sender(address=address, display_name=one_line(name, 100), raw=one_line(raw or addr),
+                  as_given=as_given)
+
+
+def recipients_in_headers(msg: EmailMessage) -> list[str]:
+    """Addresses in To and Cc, lowercased (for the "was the list addressed?" rule)."""
+    values = [_raw_header(msg, "To"), _raw_header(msg, "Cc")]
+    try:
+        pairs = getaddresses([one_line(v, 5000) for v in values if v])
+    except Exception:
+        return []
+    return [a.lower() for _, a in pairs if "@" in a]
+
+
+def message_id(msg: EmailMessage) -> str:
+    return one_line(header_text(msg, "Message-ID"), 250)
+
+
+def references(msg: EmailMessage) -> list[str]:
+    refs = one_line(header_text(msg, "References"), 2000).split()
+    return [r for r in refs if r.startswith("<") and r.endswith(">")][-10:]
+
+
+def subject(msg: EmailMessage) -> str:
+    return one_line(header_text(msg, "Subject"), 300)

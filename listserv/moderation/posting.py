@@ -1,0 +1,52 @@
+"""Mail to the list address itself: a join/leave request, or a post.
+
+A mail to ``L@D`` whose subject or first line asks to join or leave
+("Bitte nehmen Sie mich in den Verteiler auf") is handled as that command,
+as people write to the list address the way they write to a colleague.
+Everything else is a post and goes to the post policy.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from listserv.commands.handlers import command_handler
+from listserv.commands.parse import Context as ParseContext
+from listserv.commands.parse import Verb, parse_commands
+from listserv.delivery.respond import Context
+from listserv.inbox.processor import Handler
+from listserv.inbox.request import Request, build
+from listserv.mail.automatic import automatic_reason
+from listserv.membership.actions import subscribe, unsubscribe
+from listserv.moderation.posts import handle_post
+from listserv.store.database import InboxItem
+
+
+def command_in_post(req: Request) -> Verb | None:
+    for command in parse_commands(req.msg, ParseContext.POST):
+        if command.verb in (Verb.SUBSCRIBE, Verb.UNSUBSCRIBE):
+            return command.verb
+    return None
+
+
+async def _as_command(db: aiosqlite.Connection, req: Request) -> str:
+    if command_in_post(req) is Verb.SUBSCRIBE:
+        return await subscribe(db, req)
+    return await unsubscribe(db, req)
+
+
+def build_handler(ctx: Context) -> Handler:
+    as_command = command_handler(ctx, _as_command)
+
+    async def handle(item: InboxItem) -> str:
+        try:
+            req = build(item, ctx.config, ctx.clock())
+        except LookupError as exc:
+            await ctx.store.finish(item.id, f"dropped: {exc}")
+            return f"dropped: {exc}"
+        automatic = automatic_reason(req.msg, item.mail_from, ctx.config.lists)
+        if automatic is None and command_in_post(req) is not None:
+            return await as_command(item)
+        return await handle_post(ctx, req)
+
+    return handle
