@@ -89,7 +89,7 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
     from listserv import config as configuration
     from listserv.daemon import Daemon
     from listserv.delivery import outbox, transform
-    from listserv.delivery.dmarc import DmarcLookup
+    from listserv.delivery.dmarc_lookup import DmarcLookup
     from listserv.delivery.plan import RETRY_SCHEDULE
     from listserv.delivery.signing import generate_key
     from tests.conftest import write_config

@@ -14,9 +14,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from listserv.clock import Clock, utcnow
 from listserv.config import Config
-from listserv.delivery.dmarc import DmarcLookup
-from listserv.delivery.respond import Context
+from listserv.context import Context
+from listserv.delivery.dmarc_lookup import DmarcLookup
 from listserv.delivery.sender import Sender
 from listserv.inbox.dispatch import build_handlers
 from listserv.inbox.processor import Handler, Processor
@@ -25,7 +26,7 @@ from listserv.intake.server import Intake, IntakeServer
 from listserv.log import event
 from listserv.moderation.dkim_proof import DnsFunc
 from listserv.ops.scheduler import Scheduler
-from listserv.store.database import Clock, Store, utcnow
+from listserv.store.database import Store
 
 if TYPE_CHECKING:  # aiohttp is imported only when [web] is configured
     from listserv.web.server import WebServer

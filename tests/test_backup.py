@@ -15,12 +15,13 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from listserv.clock import iso
 from listserv.config import Config
 from listserv.daemon import Daemon
 from listserv.errors import StoreError
 from listserv.ops import backup as backups
 from listserv.ops.backup import backup
-from listserv.store.database import Store, iso
+from listserv.store.database import Store
 from tests import test_transports
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon, wait_for
 from tests.test_transports import Relay

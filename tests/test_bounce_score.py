@@ -8,7 +8,8 @@ import pytest
 
 from listserv.bounces.score import make_bounce_handler, record_failures
 from listserv.config import Config
-from listserv.store.database import NewInbound, Store
+from listserv.store.database import Store
+from listserv.store.rows import NewInbound
 from tests import test_sender
 from tests.conftest import LIST
 from tests.test_sender import FakeClock, add_members

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from listserv.bounces.upkeep import decay
+from listserv.clock import iso
 from listserv.config import Config
+from listserv.context import Context
 from listserv.daemon import Daemon
-from listserv.delivery.respond import Context
-from listserv.store.database import Store, iso
+from listserv.store.database import Store
 from listserv.texts.render import render
 from tests import test_transports
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from listserv.clock import iso
 from listserv.config import Config
 from listserv.ops.backup import backup
 from listserv.ops.health import gather, next_runs, render
-from listserv.store.database import Store, iso
+from listserv.store.database import Store
 from tests.conftest import LIST, ROOT, FakeClock
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)   # 10:00 in Berlin

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from listserv.clock import iso
 from listserv.daemon import Daemon
-from listserv.store.database import iso
 from tests.conftest import LIST, MODERATOR, SAMPLES, FakeClock, FakeDns, mail
 from tests.mailflow import Flow, reply_to, text_of, token_of
 

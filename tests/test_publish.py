@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from listserv.clock import iso
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.store.database import iso
 from tests.conftest import LIST, FakeClock, FakeDns, mail, make_daemon
 from tests.mailflow import Flow
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from listserv.clock import iso
 from listserv.config import Config
+from listserv.context import Context
 from listserv.daemon import Daemon
-from listserv.delivery.respond import Context
 from listserv.ops.retention import purge
-from listserv.store.database import Store, iso
+from listserv.store.database import Store
 from tests.conftest import LIST, MODERATOR, FakeClock, mail
 from tests.mailflow import Flow
 

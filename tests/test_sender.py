@@ -23,6 +23,7 @@ import pytest
 from listserv.commands.tokens import token_hash
 from listserv.config import Config
 from listserv.delivery import outbox, transform
+from listserv.delivery.outcomes import ACCEPTED, DeliveryResult, Outcome, RcptOutcome
 from listserv.delivery.plan import (
     Claimed,
     Job,
@@ -35,7 +36,6 @@ from listserv.delivery.plan import (
 )
 from listserv.delivery.sender import Sender
 from listserv.delivery.signing import generate_key, public_key_record
-from listserv.delivery.transports import ACCEPTED, DeliveryResult, Outcome, RcptOutcome
 from listserv.store.database import Store
 from tests.conftest import LIST, mail, wait_for
 

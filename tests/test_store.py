@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from listserv.errors import StoreError
-from listserv.store.database import MAX_ATTEMPTS, NewInbound, Store
+from listserv.store.database import MAX_ATTEMPTS, Store
 from listserv.store.migrations import MIGRATIONS
+from listserv.store.rows import NewInbound
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

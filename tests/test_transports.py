@@ -16,9 +16,10 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from listserv.config import Config
+from listserv.delivery.maildir import MaildirTransport
+from listserv.delivery.outcomes import Outcome
 from listserv.delivery.sender import Sender
 from listserv.delivery.smtp import SmtpSettings, SmtpTransport
-from listserv.delivery.transports import MaildirTransport, Outcome
 from listserv.store.database import Store
 from tests import test_sender
 from tests.conftest import wait_for

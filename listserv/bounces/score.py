@@ -23,10 +23,12 @@ from datetime import datetime
 import aiosqlite
 
 from listserv.bounces.analyse import analyse
+from listserv.clock import Clock, iso, utcnow
 from listserv.config import Config
 from listserv.intake.routing import Route, route
 from listserv.log import event
-from listserv.store.database import Clock, InboxItem, Store, iso, utcnow
+from listserv.store.database import Store
+from listserv.store.rows import InboxItem
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
+from listserv.clock import iso
 from listserv.config import ListConfig
-from listserv.delivery.respond import Context, answer, notify
+from listserv.context import Context
+from listserv.delivery.respond import answer, notify
 from listserv.log import event
-from listserv.store.database import iso
 from listserv.texts.compose import compose
 
 QUIET = timedelta(days=7)

@@ -19,7 +19,7 @@ import aiosqlite
 from listserv.commands.confirm import decision_of, redeem
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, find_token, parse_commands
-from listserv.delivery.respond import Context
+from listserv.context import Context
 from listserv.inbox.processor import Handler
 from listserv.inbox.request import Request, build
 from listserv.log import event
@@ -35,7 +35,7 @@ from listserv.membership.actions import (
 )
 from listserv.moderation.dkim_proof import verified_aligned_async
 from listserv.moderation.posts import publish_approved
-from listserv.store.database import InboxItem
+from listserv.store.rows import InboxItem
 
 Action = Callable[[aiosqlite.Connection, Request], Awaitable[str]]
 

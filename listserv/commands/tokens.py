@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from listserv.store.database import iso
+from listserv.clock import iso
 
 
 class Action(StrEnum):

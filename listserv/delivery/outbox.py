@@ -14,7 +14,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from listserv.store.database import iso
+from listserv.clock import iso
 
 
 def domain_of(address: str) -> str:

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 
 from listserv.config import ListConfig
 from listserv.delivery import transform
-from listserv.delivery.transports import DeliveryResult, Outcome, RcptOutcome
+from listserv.delivery.outcomes import DeliveryResult, Outcome, RcptOutcome
 
 #: Waits after the 1st, 2nd, ... failed attempt; the last one repeats.
 RETRY_SCHEDULE: tuple[timedelta, ...] = (

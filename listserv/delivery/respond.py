@@ -10,47 +10,16 @@ own moderators and is not capped.
 
 from __future__ import annotations
 
-import email.policy
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import aiosqlite
 
-from listserv.config import Config, ListConfig
+from listserv.clock import iso
+from listserv.config import ListConfig
 from listserv.delivery import outbox
-from listserv.delivery.dmarc import DmarcLookup
 from listserv.log import event
-from listserv.moderation.dkim_proof import DnsFunc
-from listserv.store.database import Clock, Store, iso
-
-
-@dataclass
-class Context:
-    """What every inbox handler needs from the shell, passed in."""
-
-    config: Config
-    store: Store
-    clock: Clock
-    wake_sender: Callable[[], None] = lambda: None
-    dmarc: DmarcLookup | None = None          # None: real DNS (built on first use)
-    dkim_dns: DnsFunc | None = None           # None: dkimpy's own DNS lookup
-
-    def dmarc_lookup(self) -> DmarcLookup:
-        if self.dmarc is None:
-            self.dmarc = DmarcLookup()
-        return self.dmarc
-
-
-# CRLF as on the wire. Lines up to 998 octets (RFC 5322's hard limit): at
-# 78, Python folds a long Subject right after "Subject:", and clients then
-# show it with a leading blank.
-WIRE = email.policy.SMTP.clone(max_line_length=998)
-
-
-def as_bytes(msg: EmailMessage) -> bytes:
-    return msg.as_bytes(policy=WIRE)
+from listserv.texts.compose import as_bytes
 
 
 async def replies_today(db: aiosqlite.Connection, address: str, now: datetime) -> int:

@@ -32,7 +32,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from listserv.bounces import score
+from listserv.clock import Clock, iso, utcnow
 from listserv.config import Config, DkimConfig
+from listserv.delivery.outcomes import DeliveryResult
 from listserv.delivery.personal import PersonalCopyMaker
 from listserv.delivery.plan import (
     GIVE_UP_AFTER,
@@ -45,9 +47,9 @@ from listserv.delivery.plan import (
     plan,
 )
 from listserv.delivery.signing import Signer
-from listserv.delivery.transports import DeliveryResult, Transport, make_transport
+from listserv.delivery.transports import Transport, make_transport
 from listserv.log import event
-from listserv.store.database import Clock, Store, iso, utcnow
+from listserv.store.database import Store
 
 _SENTINEL = None
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -29,7 +29,7 @@ from pathlib import Path
 import aiosmtplib
 
 from listserv.config import Config
-from listserv.delivery.transports import (
+from listserv.delivery.outcomes import (
     ACCEPTED,
     DeliveryResult,
     Outcome,

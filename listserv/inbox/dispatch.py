@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from listserv.bounces import score
 from listserv.commands import handlers
-from listserv.delivery.respond import Context
+from listserv.context import Context
 from listserv.inbox.processor import Handler
 from listserv.intake.routing import Role
 from listserv.moderation import owner, posting

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from listserv.intake.routing import Role
 from listserv.log import event
-from listserv.store.database import InboxItem, InboxState, Store
+from listserv.store.database import Store
+from listserv.store.rows import InboxItem, InboxState
 
 Handler = Callable[[InboxItem], Awaitable[str]]
 

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from listserv.config import Config, ListConfig
 from listserv.mail.message import Sender, parse, sender_of
-from listserv.store.database import InboxItem
+from listserv.store.rows import InboxItem
 
 
 @dataclass

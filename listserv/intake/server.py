@@ -27,13 +27,15 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from listserv import __version__
+from listserv.clock import Clock
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
 from listserv.intake import codes
 from listserv.intake.routing import Refusal, Route, route
 from listserv.log import event
 from listserv.mail.message import message_id_of
-from listserv.store.database import Clock, NewInbound, Store
+from listserv.store.database import Store
+from listserv.store.rows import NewInbound
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 

@@ -15,7 +15,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from listserv.store.database import Store, iso
+from listserv.clock import iso
+from listserv.store.database import Store
 
 
 @dataclass(frozen=True)

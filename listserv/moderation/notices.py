@@ -15,10 +15,9 @@ from datetime import datetime
 from email.message import EmailMessage, Message
 
 from listserv.config import ListConfig
-from listserv.delivery.respond import WIRE
 from listserv.mail.message import one_line
 from listserv.mail.text import body_text, fresh_lines, header_text
-from listserv.texts.compose import compose
+from listserv.texts.compose import WIRE, compose
 
 
 def attachment_names(msg: Message, limit: int = 20) -> list[str]:

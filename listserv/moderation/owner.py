@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from listserv.delivery.respond import Context, notify_raw
+from listserv.clock import iso
+from listserv.context import Context
+from listserv.delivery.respond import notify_raw
 from listserv.inbox.processor import Handler
 from listserv.inbox.request import build
 from listserv.log import event
@@ -19,7 +21,7 @@ from listserv.mail.automatic import automatic_reason
 from listserv.mail.message import message_id_of
 from listserv.mail.text import header_text
 from listserv.moderation.notices import owner_forward
-from listserv.store.database import InboxItem, iso
+from listserv.store.rows import InboxItem
 
 
 def build_handler(ctx: Context) -> Handler:

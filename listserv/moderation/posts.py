@@ -20,13 +20,15 @@ from email.message import EmailMessage
 
 import aiosqlite
 
+from listserv.clock import iso
 from listserv.commands import tokens
 from listserv.commands.parse import Verb
 from listserv.commands.tokens import Action, TokenRow
 from listserv.config import ListConfig
+from listserv.context import Context
 from listserv.delivery import outbox
 from listserv.delivery.dmarc import needs_rewrite
-from listserv.delivery.respond import Context, answer, notify, notify_raw
+from listserv.delivery.respond import answer, notify, notify_raw
 from listserv.delivery.transform import list_copy
 from listserv.inbox.request import Request
 from listserv.log import event
@@ -45,7 +47,6 @@ from listserv.moderation.dkim_proof import verified_aligned_async
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
-from listserv.store.database import iso
 from listserv.texts.compose import compose
 
 

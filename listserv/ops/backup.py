@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from listserv.config import Config
-from listserv.delivery.respond import Context
+from listserv.context import Context
 from listserv.errors import StoreError
 from listserv.log import event
 

@@ -29,10 +29,10 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
+from listserv.clock import iso
 from listserv.config import Config
-from listserv.delivery.respond import Context
+from listserv.context import Context
 from listserv.log import event
-from listserv.store.database import iso
 
 DEFAULT_RETENTION_DAYS = 30   # for rows of a list no longer in the configuration
 REPLY_LOG_DAYS = 2            # the cap counts the last 24 h; a day more for clock skew

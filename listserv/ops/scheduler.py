@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from listserv.bounces import upkeep
 from listserv.commands import tokens
-from listserv.delivery.respond import Context
+from listserv.context import Context
 from listserv.log import event
 from listserv.moderation import posts
 from listserv.ops import backup, retention

@@ -16,67 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 
 import aiosqlite
 
+from listserv.clock import Clock, iso, utcnow
 from listserv.errors import StoreError
 from listserv.store.migrations import MIGRATIONS
+from listserv.store.rows import InboxItem, InboxState, NewInbound
 
-Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 5  # a message that fails this often is parked as 'failed'
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """Fixed-width UTC text, so that SQL compares times as strings."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class InboxState(StrEnum):
-    NEW = "new"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class NewInbound:
-    """One accepted recipient of one message, as intake hands it over."""
-
-    received_at: datetime
-    peer: str
-    helo: str
-    mail_from: str
-    rcpt: str
-    list_address: str
-    role: str
-    extension: str
-    message_id: str
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class InboxItem:
-    id: int
-    received_at: str
-    peer: str
-    mail_from: str
-    rcpt: str
-    list_address: str
-    role: str
-    extension: str
-    message_id: str
-    raw: bytes
-    attempts: int
 
 
 class Store:

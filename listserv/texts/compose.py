@@ -10,6 +10,7 @@ answers it again.
 
 from __future__ import annotations
 
+import email.policy
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -18,6 +19,16 @@ from email.utils import format_datetime, make_msgid
 from listserv.config import ListConfig
 from listserv.mail.message import one_line
 from listserv.texts.render import LANGUAGES, render
+
+# CRLF as on the wire. Lines up to 998 octets (RFC 5322's hard limit): at
+# 78, Python folds a long Subject right after "Subject:", and clients then
+# show it with a leading blank.
+WIRE = email.policy.SMTP.clone(max_line_length=998)
+
+
+def as_bytes(msg: EmailMessage) -> bytes:
+    """The mail as it goes on the wire and into the outbox."""
+    return msg.as_bytes(policy=WIRE)
 
 
 def standard_values(mlist: ListConfig) -> dict[str, str]:

@@ -42,9 +42,10 @@ from aiohttp import web
 
 from listserv.commands import tokens
 from listserv.config import ListConfig
+from listserv.context import Context
 from listserv.delivery.personal import load_secret
 from listserv.delivery.plan import unsubscribe_token
-from listserv.delivery.respond import Context, answer
+from listserv.delivery.respond import answer
 from listserv.log import event
 from listserv.mail.message import normalise_address
 from listserv.membership import members

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from listserv.clock import iso
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.store.database import iso
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, make_daemon
 from tests.mailflow import Flow
 

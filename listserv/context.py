@@ -1,0 +1,36 @@
+"""What the shell hands to every inbox handler, scheduled job and web page.
+
+One small bag of the daemon's live parts (configuration, the store, the
+clock, the sender's wake-up, the DNS lookups), built once in
+``daemon.Daemon.start`` and passed in. Nothing reaches for a global: a test
+builds a ``Context`` with a temporary store and a fake clock and calls the
+handler directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from listserv.clock import Clock
+from listserv.config import Config
+from listserv.delivery.dmarc_lookup import DmarcLookup
+from listserv.moderation.dkim_proof import DnsFunc
+from listserv.store.database import Store
+
+
+@dataclass
+class Context:
+    """What every inbox handler needs from the shell, passed in."""
+
+    config: Config
+    store: Store
+    clock: Clock
+    wake_sender: Callable[[], None] = lambda: None
+    dmarc: DmarcLookup | None = None          # None: real DNS (built on first use)
+    dkim_dns: DnsFunc | None = None           # None: dkimpy's own DNS lookup
+
+    def dmarc_lookup(self) -> DmarcLookup:
+        if self.dmarc is None:
+            self.dmarc = DmarcLookup()
+        return self.dmarc

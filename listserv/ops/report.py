@@ -1,0 +1,121 @@
+"""What ``listserv status`` makes of the facts: thresholds, reasons, the printed block.
+
+Pure: a ``Report`` of counts and times in, lines of text out. The facts are
+gathered from the database by ``health.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+# When something needs attention (documented in docs/operations.md):
+UNDELIVERED_AFTER = timedelta(hours=1)    # a copy not delivered an hour after queueing
+INBOX_STUCK_AFTER = timedelta(minutes=15)  # received, not handled: is the daemon running?
+FAILED_WINDOW = timedelta(hours=24)        # inbox rows parked as failed this recently
+BACKUP_MAX_AGE = timedelta(days=2)         # the daily backup did not run twice
+
+
+@dataclass
+class ListHealth:
+    address: str
+    members: dict[str, int]
+    held: int
+    oldest_held: datetime | None
+    hold_days: int
+
+
+@dataclass
+class Report:
+    now: datetime
+    timezone: ZoneInfo
+    database: Path
+    inbox: dict[str, int]
+    inbox_failed_recent: int
+    deliveries: dict[str, int]
+    deliveries_failed_recent: int
+    last_sent: datetime | None
+    lists: list[ListHealth]
+    last_backup: Path | None
+    last_backup_at: datetime | None
+    next_runs: list[tuple[str, datetime | None, str]]
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.reasons
+
+
+def reasons_for(r: Report, *, undelivered: int, stuck: int, created: datetime | None
+                ) -> list[str]:
+    """Why a person is needed, one line each; none means healthy."""
+    reasons = []
+    if undelivered:
+        reasons.append(f"{undelivered} deliveries still not done an hour after queueing"
+                       " (relay down or refusing? see 'event=deferred' in the log)")
+    if stuck:
+        reasons.append(f"{stuck} received mails not handled after 15 minutes"
+                       " (is the daemon running?)")
+    if r.inbox_failed_recent:
+        reasons.append(f"{r.inbox_failed_recent} received mails failed in the last 24 h"
+                       " (SELECT id, outcome FROM inbox WHERE state = 'failed')")
+    for lh in r.lists:
+        if lh.oldest_held and r.now - lh.oldest_held > timedelta(days=lh.hold_days - 1):
+            reasons.append(f"{lh.address}: held posts expire within a day"
+                           f" (after {lh.hold_days} days); the coordinator should decide")
+    if r.last_backup_at is not None:
+        if r.now - r.last_backup_at > BACKUP_MAX_AGE:
+            reasons.append(f"last backup is {_age(r.now - r.last_backup_at)} old")
+    elif created is not None and r.now - created > BACKUP_MAX_AGE:
+        reasons.append("no backup yet (run 'listserv backup'; the daemon makes one daily)")
+    return reasons
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _counts(counts: dict[str, int], keys: tuple[str, ...]) -> str:
+    return ", ".join(f"{k} {counts.get(k, 0)}" for k in keys)
+
+
+def render(r: Report) -> str:
+    """The readable block ``listserv status`` prints."""
+    def local(moment: datetime) -> str:
+        return moment.astimezone(r.timezone).strftime("%Y-%m-%d %H:%M")
+
+    lines = [f"listserv status at {local(r.now)} ({r.timezone.key})",
+             f"database    {r.database}",
+             f"inbox       {_counts(r.inbox, ('new', 'processing', 'failed'))}"
+             f" ({r.inbox_failed_recent} in the last 24 h)",
+             f"deliveries  {_counts(r.deliveries, ('pending', 'sending', 'deferred'))};"
+             f" failed in the last 24 h: {r.deliveries_failed_recent}",
+             "last sent   " + (f"{local(r.last_sent)} ({_age(r.now - r.last_sent)} ago)"
+                               if r.last_sent else "-"),
+             "backup      " + (f"{r.last_backup.name} ({_age(r.now - r.last_backup_at)} ago)"
+                               if r.last_backup and r.last_backup_at else "none")]
+    for lh in r.lists:
+        lines += ["", f"list {lh.address}",
+                  f"  members   {_counts(lh.members, ('enabled', 'disabled'))}",
+                  f"  held      {lh.held}" + (f", oldest {_age(r.now - lh.oldest_held)} old"
+                                              f" (expires after {lh.hold_days} days)"
+                                              if lh.oldest_held else "")]
+    lines += ["", "next runs"]
+    width = max(len(job) for job, _, _ in r.next_runs)
+    soonest = sorted(r.next_runs, key=lambda run: (run[1] is None, run[1] or r.now))
+    for job, when, what in soonest:
+        lines.append(f"  {local(when) if when else '-':16}  {job:{width}}  {what}")
+    lines.append("")
+    if r.healthy:
+        lines.append("OK: nothing needs attention")
+    else:
+        lines.append("NEEDS ATTENTION:")
+        lines += [f"  - {reason}" for reason in r.reasons]
+    return "\n".join(lines)
