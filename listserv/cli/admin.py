@@ -215,7 +215,7 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         if state == "rejected":
-            await posts._tell_rejected(db, mlist, args.id, reason, now, None)
+            await posts.tell_rejected(db, mlist, args.id, reason, now, None)
     print(f"post {args.id} {state}"
           + ("; the daemon queues it for the members within a minute" if state == "approved"
              else ""))

@@ -23,7 +23,7 @@ from listserv.log import event
 from listserv.mail.message import message_id
 from listserv.membership import members
 from listserv.membership.actions import (
-    _add_and_welcome,
+    add_and_welcome,
     is_moderator,
     notify_moderators,
     remove_by_moderator,
@@ -125,9 +125,9 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
         await reply(db, req, "pending_approval", to=row.address, language=language)
         return "confirmed; approval requested"
     await _use(db, req, row, "subscribed")
-    await _add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
-                           event="confirmed", token_hash=th,
-                           detail=f"double opt-in, reply from {req.sender}")
+    await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
+                          event="confirmed", token_hash=th,
+                          detail=f"double opt-in, reply from {req.sender}")
     return "subscribed"
 
 
@@ -139,9 +139,9 @@ async def _approve_member(
     name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
     if decision is Verb.APPROVE or decision is Verb.CONFIRM:
         await _use(db, req, row, "approved")
-        await _add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
-                               event="approved", detail=f"approved by moderator {req.sender}",
-                               token_hash=tokens.token_hash(token))
+        await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
+                              event="approved", detail=f"approved by moderator {req.sender}",
+                              token_hash=tokens.token_hash(token))
         return f"member approved by {req.sender}"
     if decision is Verb.REJECT:
         await _use(db, req, row, "rejected")
@@ -179,7 +179,7 @@ async def _invite_request(db: aiosqlite.Connection, req: Request, row: TokenRow,
 
 async def _invitation(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     await _use(db, req, row, "accepted")
-    added = await _add_and_welcome(
+    added = await add_and_welcome(
         db, req, row.address, row.data.get("name", ""),
         row.data.get("language", req.mlist.language), event="invitation_accepted",
         detail=f"invited by {row.data.get('invited_by', '-')}, reply from {req.sender}",

@@ -96,8 +96,8 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
     data = {"name": req.display_name, "language": req.language,
             "as_given": req.from_.as_given or address}
     if policy == "open":
-        await _add_and_welcome(db, req, data["as_given"], req.display_name, req.language,
-                               event="subscribed", detail="open list: request mail")
+        await add_and_welcome(db, req, data["as_given"], req.display_name, req.language,
+                              event="subscribed", detail="open list: request mail")
         return "subscribed (open list)"
     if policy == "approve":
         if not await reply(db, req, "pending_approval"):
@@ -125,10 +125,16 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
     return "confirmation sent"
 
 
-async def _add_and_welcome(
+async def add_and_welcome(
     db: aiosqlite.Connection, req: Request, address: str, name: str, language: str, *,
     event: str, detail: str, token_hash: str = "",
 ) -> bool:
+    """Add the member and welcome her, or tell her she already is one; True if added.
+
+    The one way a person becomes a member by mail (her own confirmation, the
+    moderator's approval, an accepted invitation), so every path writes the
+    same consent record and sends the same welcome.
+    """
     added = await members.add(
         db, list_address=req.mlist.address, address=address, now=req.now, display_name=name,
         language=language, event=event, token_hash=token_hash,

@@ -166,7 +166,7 @@ async def decide_by_reply(
     if not changed:
         return f"post {post_id} was already decided"
     if verb == "rejected":
-        await _tell_rejected(db, req.mlist, post_id, reason, req.now, req.item.id)
+        await tell_rejected(db, req.mlist, post_id, reason, req.now, req.item.id)
     return f"post {post_id} {verb} by {req.sender}"
 
 
@@ -178,8 +178,12 @@ async def set_decision(db: aiosqlite.Connection, post_id: int, state: str, *, by
     return cursor.rowcount == 1
 
 
-async def _tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: int,
-                         reason: str, now: datetime, inbox_id: int | None) -> None:
+async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: int,
+                        reason: str, now: datetime, inbox_id: int | None) -> None:
+    """Tell the poster her post was rejected, with the reason (a reply, and so capped).
+
+    Public because the CLI's ``held reject`` tells her the same way.
+    """
     async with db.execute("SELECT sender, subject FROM posts WHERE id = ?", (post_id,)) as cur:
         row = await cur.fetchone()
     if row is None or "@" not in row["sender"]:
