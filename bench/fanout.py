@@ -88,10 +88,11 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
 
     from listserv import config as configuration
     from listserv.daemon import Daemon
-    from listserv.delivery import outbox, transform
-    from listserv.delivery.dmarc_lookup import DmarcLookup
+    from listserv.delivery import transform
     from listserv.delivery.plan import RETRY_SCHEDULE
     from listserv.delivery.signing import generate_key
+    from listserv.mail.dmarc_lookup import DmarcLookup
+    from listserv.outbox import queue as outbox
     from tests.conftest import write_config
 
     work = Path(args.dir)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from listserv.clock import Clock
 from listserv.config import Config
-from listserv.delivery.dmarc_lookup import DmarcLookup
-from listserv.moderation.dkim_proof import DnsFunc
+from listserv.mail.dkim_proof import DnsFunc
+from listserv.mail.dmarc_lookup import DmarcLookup
 from listserv.store.database import Store
 
 

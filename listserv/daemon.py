@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 from listserv.clock import Clock, utcnow
 from listserv.config import Config
 from listserv.context import Context
-from listserv.delivery.dmarc_lookup import DmarcLookup
 from listserv.delivery.sender import Sender
-from listserv.inbox.dispatch import build_handlers
 from listserv.inbox.processor import Handler, Processor
 from listserv.intake.routing import Role
 from listserv.intake.server import Intake, IntakeServer
 from listserv.log import event
-from listserv.moderation.dkim_proof import DnsFunc
+from listserv.mail.dkim_proof import DnsFunc
+from listserv.mail.dmarc_lookup import DmarcLookup
 from listserv.ops.scheduler import Scheduler
+from listserv.roles.table import build_handlers
 from listserv.store.database import Store
 
 if TYPE_CHECKING:  # aiohttp is imported only when [web] is configured

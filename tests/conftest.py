@@ -111,7 +111,7 @@ def dns() -> FakeDns:
 
 
 def make_daemon(cfg: Config, dns: FakeDns, **kwargs: Any) -> Daemon:
-    from listserv.delivery.dmarc_lookup import DmarcLookup
+    from listserv.mail.dmarc_lookup import DmarcLookup
 
     return Daemon(cfg, dmarc=DmarcLookup(dns), dkim_dns=dns.dkim, **kwargs)
 

@@ -23,9 +23,10 @@ import pytest
 
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.delivery import outbox, transform
+from listserv.delivery import transform
 from listserv.delivery.plan import verp_sender
 from listserv.delivery.signing import generate_key, public_key_record
+from listserv.outbox import queue as outbox
 from tests import test_transports
 from tests.conftest import LIST, mail, wait_for
 from tests.test_sender import BOUNCES, verifies

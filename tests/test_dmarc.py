@@ -15,8 +15,8 @@ import dns.resolver
 import dns.rrset
 import pytest
 
-from listserv.delivery.dmarc import DmarcPolicy, needs_rewrite, organisational_domain, parse_record
-from listserv.delivery.dmarc_lookup import DmarcLookup
+from listserv.mail.dmarc import DmarcPolicy, needs_rewrite, organisational_domain, parse_record
+from listserv.mail.dmarc_lookup import DmarcLookup
 
 
 @pytest.mark.parametrize(("mitigation", "policy", "expected"), [

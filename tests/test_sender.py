@@ -22,7 +22,7 @@ import pytest
 
 from listserv.commands.tokens import token_hash
 from listserv.config import Config
-from listserv.delivery import outbox, transform
+from listserv.delivery import transform
 from listserv.delivery.outcomes import ACCEPTED, DeliveryResult, Outcome, RcptOutcome
 from listserv.delivery.plan import (
     Claimed,
@@ -36,6 +36,7 @@ from listserv.delivery.plan import (
 )
 from listserv.delivery.sender import Sender
 from listserv.delivery.signing import generate_key, public_key_record
+from listserv.outbox import queue as outbox
 from listserv.store.database import Store
 from tests.conftest import LIST, mail, wait_for
 

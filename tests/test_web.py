@@ -20,9 +20,10 @@ import pytest
 from listserv.commands import tokens
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.delivery import outbox, transform
+from listserv.delivery import transform
 from listserv.delivery.plan import unsubscribe_token
 from listserv.membership import members
+from listserv.outbox import queue as outbox
 from listserv.web.server import list_page_url
 from tests.conftest import LIST, FakeDns, mail, make_daemon, wait_for
 

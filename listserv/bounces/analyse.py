@@ -31,13 +31,7 @@ except ImportError:  # pragma: no cover - another flufl.bounce layout
     _FLUFL_DETECTORS = None
 
 from listserv.bounces.dsn import delivery_status_texts, parse_dsn
-from listserv.bounces.mime import (
-    addresses_in,
-    header_text,
-    normalise_address,
-    parse,
-    walk_readable,
-)
+from listserv.bounces.mime import addresses_in, header_text, normalise_address, parse, walk_readable
 from listserv.bounces.prose import (
     failed_in_text,
     looks_temporary,

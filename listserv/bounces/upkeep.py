@@ -30,8 +30,8 @@ import aiosqlite
 from listserv.clock import iso
 from listserv.config import ListConfig
 from listserv.context import Context
-from listserv.delivery.respond import answer, notify
 from listserv.log import event
+from listserv.outbox.respond import answer, notify
 from listserv.texts.compose import compose
 
 QUIET = timedelta(days=7)

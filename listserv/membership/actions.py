@@ -27,12 +27,12 @@ from listserv.commands import tokens
 from listserv.commands.parse import Command, Verb
 from listserv.commands.tokens import Action
 from listserv.config import ListConfig
-from listserv.delivery.respond import answer, notify
 from listserv.inbox.request import Request
 from listserv.log import event
 from listserv.mail.message import message_id, normalise_address, one_line, references, subject
 from listserv.mail.text import body_text, fresh_lines
 from listserv.membership import members
+from listserv.outbox.respond import answer, notify
 from listserv.texts.compose import compose
 
 

@@ -26,13 +26,12 @@ from listserv.commands.parse import Verb
 from listserv.commands.tokens import Action, TokenRow
 from listserv.config import ListConfig
 from listserv.context import Context
-from listserv.delivery import outbox
-from listserv.delivery.dmarc import needs_rewrite
-from listserv.delivery.respond import answer, notify, notify_raw
 from listserv.delivery.transform import list_copy
+from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.request import Request
 from listserv.log import event
-from listserv.mail.automatic import automatic_reason
+from listserv.mail.dkim_proof import verified_aligned_async
+from listserv.mail.dmarc import needs_rewrite
 from listserv.mail.message import (
     message_id,
     message_id_of,
@@ -43,10 +42,11 @@ from listserv.mail.message import (
 )
 from listserv.mail.text import header_text
 from listserv.membership.actions import notify_moderators
-from listserv.moderation.dkim_proof import verified_aligned_async
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
+from listserv.outbox import queue
+from listserv.outbox.respond import answer, notify, notify_raw
 from listserv.texts.compose import compose
 
 
@@ -221,7 +221,7 @@ async def publish_approved(ctx: Context) -> int:
                 current = await cur.fetchone()
             if current is None or current[0] is not None:
                 continue  # queued meanwhile
-            outgoing_id, count = await outbox.enqueue_post(
+            outgoing_id, count = await queue.enqueue_post(
                 db, now=now, list_address=mlist.address, mail_from=mlist.bounces_address,
                 raw=data, message_id=message_id(msg), inbox_id=row["inbox_id"],
                 verp=ctx.config.delivery.verp, personalize=personalize)

@@ -45,10 +45,10 @@ from listserv.config import ListConfig
 from listserv.context import Context
 from listserv.delivery.personal import load_secret
 from listserv.delivery.plan import unsubscribe_token
-from listserv.delivery.respond import answer
 from listserv.log import event
 from listserv.mail.message import normalise_address
 from listserv.membership import members
+from listserv.outbox.respond import answer
 from listserv.store.database import Store
 from listserv.texts.compose import compose
 

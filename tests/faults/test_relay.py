@@ -17,9 +17,9 @@ import pytest
 from listserv.clock import iso
 from listserv.config import Config
 from listserv.daemon import Daemon
-from listserv.delivery import outbox
 from listserv.delivery.plan import RETRY_SCHEDULE
 from listserv.delivery.smtp import SmtpTransport
+from listserv.outbox import queue as outbox
 from tests.conftest import LIST, FakeClock, FakeDns, make_daemon, wait_for
 from tests.faults.helpers import Sink
 

@@ -13,14 +13,14 @@ from datetime import timedelta
 
 from listserv.clock import iso
 from listserv.context import Context
-from listserv.delivery.respond import notify_raw
+from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
 from listserv.inbox.request import build
 from listserv.log import event
-from listserv.mail.automatic import automatic_reason
 from listserv.mail.message import message_id_of
 from listserv.mail.text import header_text
 from listserv.moderation.notices import owner_forward
+from listserv.outbox.respond import notify_raw
 from listserv.store.rows import InboxItem
 
 

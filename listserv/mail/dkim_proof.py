@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import dkim
 
-from listserv.delivery.dmarc import organisational_domain
+from listserv.mail.dmarc import organisational_domain
 
 DnsFunc = Callable[..., bytes]
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import aiosqlite
 
-from listserv.commands.handlers import command_handler
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, parse_commands
 from listserv.context import Context
+from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
 from listserv.inbox.request import Request, build
-from listserv.mail.automatic import automatic_reason
 from listserv.membership.actions import subscribe, unsubscribe
 from listserv.moderation.posts import handle_post
+from listserv.roles.mailcommands import command_handler
 from listserv.store.rows import InboxItem
 
 

@@ -8,16 +8,15 @@ set is small and known.
 from __future__ import annotations
 
 from listserv.bounces import score
-from listserv.commands import handlers
 from listserv.context import Context
 from listserv.inbox.processor import Handler
 from listserv.intake.routing import Role
-from listserv.moderation import owner, posting
+from listserv.roles import mailcommands, owner, posting
 
 
 def build_handlers(ctx: Context) -> dict[Role, Handler]:
     """Roles without an entry are recorded only (see ``processor.record_only``)."""
-    commands = handlers.build_handlers(ctx)
+    commands = mailcommands.build_handlers(ctx)
     return {
         Role.REQUEST: commands["request"],
         Role.JOIN: commands["join"],

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
-from listserv.commands.confirm import decision_of, redeem
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, find_token, parse_commands
 from listserv.context import Context
+from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
 from listserv.inbox.request import Request, build
 from listserv.log import event
-from listserv.mail.automatic import automatic_reason
+from listserv.mail.dkim_proof import verified_aligned_async
 from listserv.mail.message import normalise_address, subject
 from listserv.membership.actions import (
     guess_language,
@@ -33,8 +33,8 @@ from listserv.membership.actions import (
     unsubscribe,
     who,
 )
-from listserv.moderation.dkim_proof import verified_aligned_async
 from listserv.moderation.posts import publish_approved
+from listserv.roles.confirm import decision_of, redeem
 from listserv.store.rows import InboxItem
 
 Action = Callable[[aiosqlite.Connection, Request], Awaitable[str]]

@@ -1,6 +1,6 @@
 """Sending what the handlers decided: answers (rate-limited) and notices.
 
-Both are queued with ``outbox.enqueue`` inside the handler's transaction.
+Both are queued with ``queue.enqueue`` inside the handler's transaction.
 An *answer* goes to whoever wrote to us and counts against
 ``replies_per_address_per_day``: beyond it the request is logged and no
 mail goes out, so a forged flood of requests for one victim address costs
@@ -17,8 +17,8 @@ import aiosqlite
 
 from listserv.clock import iso
 from listserv.config import ListConfig
-from listserv.delivery import outbox
 from listserv.log import event
+from listserv.outbox import queue
 from listserv.texts.compose import as_bytes
 
 
@@ -49,7 +49,7 @@ async def answer(
     await db.execute(
         "INSERT INTO reply_log (address, at, kind) VALUES (?, ?, ?)", (to.lower(), iso(now), kind)
     )
-    await outbox.enqueue(
+    await queue.enqueue(
         db, now=now, kind="reply", list_address=mlist.address,
         mail_from=mlist.bounces_address, rcpts=[to], raw=as_bytes(msg),
         message_id=str(msg["Message-ID"]), inbox_id=inbox_id,
@@ -86,7 +86,7 @@ async def notify_raw(
     message_id: str = "",
 ) -> None:
     """``notify`` for a notice that is already bytes (one with an attachment)."""
-    await outbox.enqueue(
+    await queue.enqueue(
         db, now=now, kind="notice", list_address=mlist.address,
         mail_from=mlist.bounces_address, rcpts=rcpts, raw=raw, message_id=message_id,
         inbox_id=inbox_id,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import dns.asyncresolver
 import dns.resolver
 
-from listserv.delivery.dmarc import DmarcPolicy, organisational_domain, parse_record
+from listserv.mail.dmarc import DmarcPolicy, organisational_domain, parse_record
 
 TxtResolver = Callable[[str], Awaitable[list[str]]]
 
