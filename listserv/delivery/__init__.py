@@ -1,1 +1,14 @@
-"""TODO delivery."""
+"""Delivery: the list copy, its DKIM signature, and handing copies to the wire.
+
+Deciding: ``transform`` builds the member copy (List-* headers, prefix,
+footer, DMARC From rewrite); ``plan`` groups due recipients into
+transactions, computes retry times and personal copies; ``outcomes`` are
+the per-recipient results. Doing: ``sender`` claims due deliveries, signs
+(``signing``; personalised copies in the process pool of ``personal``) and
+hands them to a ``transports.Transport`` (``maildir`` or ``smtp``), then
+records each outcome.
+
+Core: transform, plan, outcomes
+Shell: signing, personal, sender, transports, maildir, smtp
+May import: bounces, clock, commands, config, errors, log, store, texts
+"""

@@ -1,1 +1,13 @@
-"""TODO inbox."""
+"""The inbox: committed mail, taken in order, and what a handler is given.
+
+``processor`` claims the oldest due inbox row, hands it to the handler of
+its role (the table is in ``roles``) and records the outcome, retrying
+with backoff and parking a poison message. ``request`` turns a row into a
+``Request`` (parsed once, sender validated); ``automatic`` says whether a
+mail comes from a robot, which then never confirms, approves or gets an
+answer.
+
+Core: request, automatic
+Shell: processor
+May import: config, intake, log, mail, store
+"""

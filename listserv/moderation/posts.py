@@ -45,7 +45,7 @@ from listserv.membership.actions import notify_moderators
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
-from listserv.outbox import queue
+from listserv.outbox.queue import enqueue_post
 from listserv.outbox.respond import answer, notify, notify_raw
 from listserv.texts.compose import compose
 
@@ -221,7 +221,7 @@ async def publish_approved(ctx: Context) -> int:
                 current = await cur.fetchone()
             if current is None or current[0] is not None:
                 continue  # queued meanwhile
-            outgoing_id, count = await queue.enqueue_post(
+            outgoing_id, count = await enqueue_post(
                 db, now=now, list_address=mlist.address, mail_from=mlist.bounces_address,
                 raw=data, message_id=message_id(msg), inbox_id=row["inbox_id"],
                 verp=ctx.config.delivery.verp, personalize=personalize)

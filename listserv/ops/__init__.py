@@ -1,1 +1,12 @@
-"""TODO ops."""
+"""Operations: timed jobs, retention, backups, and ``listserv status``.
+
+``scheduler`` holds every timed job on APScheduler, each working from
+database state so a missed or doubled run is harmless. ``retention``
+deletes raw mail after ``retention_days`` (DSGVO), ``backup`` makes online
+backups, ``health`` gathers what ``listserv status`` shows and ``report``
+decides what of it needs a person.
+
+Core: report
+Shell: scheduler, retention, backup, health
+May import: bounces, clock, commands, config, context, errors, log, moderation, store
+"""

@@ -18,7 +18,7 @@ import aiosqlite
 from listserv.clock import iso
 from listserv.config import ListConfig
 from listserv.log import event
-from listserv.outbox import queue
+from listserv.outbox.queue import enqueue
 from listserv.texts.compose import as_bytes
 
 
@@ -49,7 +49,7 @@ async def answer(
     await db.execute(
         "INSERT INTO reply_log (address, at, kind) VALUES (?, ?, ?)", (to.lower(), iso(now), kind)
     )
-    await queue.enqueue(
+    await enqueue(
         db, now=now, kind="reply", list_address=mlist.address,
         mail_from=mlist.bounces_address, rcpts=[to], raw=as_bytes(msg),
         message_id=str(msg["Message-ID"]), inbox_id=inbox_id,
@@ -86,7 +86,7 @@ async def notify_raw(
     message_id: str = "",
 ) -> None:
     """``notify`` for a notice that is already bytes (one with an attachment)."""
-    await queue.enqueue(
+    await enqueue(
         db, now=now, kind="notice", list_address=mlist.address,
         mail_from=mlist.bounces_address, rcpts=rcpts, raw=raw, message_id=message_id,
         inbox_id=inbox_id,
