@@ -39,11 +39,11 @@ import pytest
 
 from listserv.config import Config
 from listserv.delivery.plan import verp_sender
-from tests import test_transports
 from tests.conftest import LIST, ROOT, FakeDns, mail, make_daemon, wait_for
-from tests.test_delivery_e2e import rsa_key
-from tests.test_sender import verifies
-from tests.test_transports import Relay
+from tests.delivery import test_transports as test_transports
+from tests.delivery.test_end_to_end import rsa_key
+from tests.delivery.test_sender import verifies
+from tests.delivery.test_transports import Relay
 
 serve = test_transports.serve  # the sink fixture
 

@@ -1,6 +1,6 @@
 """Bounce upkeep: scores that forget, and telling people when delivery stops.
 
-``bounce_score.py`` raises a member's score by one per day with a permanent
+``score.py`` raises a member's score by one per day with a permanent
 failure and disables her at the list's ``bounce_threshold``. Two daily or
 frequent jobs complete that:
 

@@ -282,7 +282,7 @@ def _rewrite_from(msg: EmailMessage, mlist: ListConfig, poster_header: PosterHea
 def render_footer(
     mlist: ListConfig, *, unsubscribe_url: str | None = None, member: str | None = None
 ) -> str:
-    """The footer text from ``templates/<language>/footer.txt``.
+    """The footer text from ``texts/<language>/footer.txt``.
 
     A template line that names a value we do not have (``$unsubscribe_url``
     without a web endpoint, ``$member`` in a copy shared by all members) is

@@ -1,7 +1,7 @@
 """SMTP/LMTP intake: route at RCPT, commit at DATA, then answer.
 
 ``Intake`` is one aiosmtpd handler. ``handle_RCPT`` accepts only our own
-addresses (``addresses.route``); ``handle_DATA`` prepends a Received
+addresses (``routing.route``); ``handle_DATA`` prepends a Received
 header, commits the message to the inbox and only then answers ``250``.
 When the store fails the answer is ``451``, so the sending MTA keeps the
 message and retries: nothing accepted is ever only in memory.

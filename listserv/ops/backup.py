@@ -15,7 +15,7 @@ always a complete, checked backup. The newest ``KEEP`` are kept.
 ``KEEP`` is a constant rather than a config key: one backup a day for a
 week covers "something went wrong last Tuesday", and backups hold raw mail
 for that much longer than ``retention_days`` (docs/operations.md). Restoring
-is described in docs/operations.md and tested in tests/test_backup.py.
+is described in docs/operations.md and tested in tests/ops/test_backup.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Mail texts, one file per text and language, never in code.
 
-A template file is ``templates/<language>/<name>.txt``: an optional first
+A template file is ``texts/<language>/<name>.txt``: an optional first
 line ``Subject: ...``, a blank line, then the body. Placeholders are
 ``$name`` / ``${name}`` (``string.Template``), so a ``{`` or ``%`` in German
 prose needs no escaping. A missing placeholder value is a programming

@@ -19,7 +19,7 @@ member, which cannot carry a member's link): ``GET`` asks for the address,
 mail to ``L-leave@D`` would, and answers the same whether or not the address
 is a member (the page must not tell strangers who is on the list).
 
-Tokens: a member's token is ``delivery.unsubscribe_token`` (an HMAC of list
+Tokens: a member's token is ``delivery.plan.unsubscribe_token`` (an HMAC of list
 and address under ``<data_dir>/unsubscribe.key``); the members table holds
 only its ``tokens.token_hash``, and the endpoint looks members up by that
 hash. The sender stores the hash when it sends a personalised copy; this

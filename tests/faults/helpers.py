@@ -1,6 +1,6 @@
 """Fault-injection helpers: the daemon as a real process, a counting relay, the database.
 
-``Proc`` runs ``python -m listserv serve`` (through ``tests.test_serve.Served``,
+``Proc`` runs ``python -m listserv serve`` (through ``tests.cli.test_serve.Served``,
 which collects its log lines) and can be killed with SIGKILL and restarted
 on the same config. ``Sink`` is an aiosmtpd relay in a thread of the test
 process that counts, per recipient, every copy it answered ``250`` for; its
@@ -25,7 +25,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
-from tests.test_serve import Served
+from tests.cli.test_serve import Served
 
 #: Members of the fan-out under SIGKILL: 2,000 in CI, 10,000 with LISTSERV_FULL=1.
 FULL = os.environ.get("LISTSERV_FULL", "") not in ("", "0")

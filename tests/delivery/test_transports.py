@@ -21,9 +21,9 @@ from listserv.delivery.outcomes import Outcome
 from listserv.delivery.sender import Sender
 from listserv.delivery.smtp import SmtpSettings, SmtpTransport
 from listserv.store.database import Store
-from tests import test_sender
 from tests.conftest import wait_for
-from tests.test_sender import FakeClock, add_members, list_copy_bytes, post, start
+from tests.delivery import test_sender as test_sender
+from tests.delivery.test_sender import FakeClock, add_members, list_copy_bytes, post, start
 
 # The sender's fixtures, shared: a fake clock, a store on it, senders stopped at the end.
 clock, store, running = test_sender.clock, test_sender.store, test_sender.running

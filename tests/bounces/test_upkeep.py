@@ -18,10 +18,10 @@ from listserv.context import Context
 from listserv.daemon import Daemon
 from listserv.store.database import Store
 from listserv.texts.render import render
-from tests import test_transports
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon
+from tests.delivery import test_transports as test_transports
+from tests.delivery.test_transports import Relay
 from tests.mailflow import Flow
-from tests.test_transports import Relay
 
 serve = test_transports.serve  # the relay sink fixture
 

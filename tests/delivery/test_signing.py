@@ -35,7 +35,7 @@ from listserv.delivery.signing import (
 )
 from listserv.delivery.transform import list_copy
 from tests.conftest import CORPUS, LIST, MODERATOR
-from tests.test_transform import CORPUS_FILES, SAS
+from tests.delivery.test_transform import CORPUS_FILES, SAS
 
 VECTORS = CORPUS / "dkim"
 DOMAIN, SELECTOR = "gelsenkirchen.de", "listserv"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from listserv.bounces.analyse import NOT_A_BOUNCE, BounceReport, analyse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "bounce_corpus.py"
 
 

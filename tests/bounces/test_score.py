@@ -10,9 +10,9 @@ from listserv.bounces.score import make_bounce_handler, record_failures
 from listserv.config import Config
 from listserv.store.database import Store
 from listserv.store.rows import NewInbound
-from tests import test_sender
 from tests.conftest import LIST
-from tests.test_sender import FakeClock, add_members
+from tests.delivery import test_sender as test_sender
+from tests.delivery.test_sender import FakeClock, add_members
 
 clock, store = test_sender.clock, test_sender.store
 

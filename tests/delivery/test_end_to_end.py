@@ -27,10 +27,10 @@ from listserv.delivery import transform
 from listserv.delivery.plan import verp_sender
 from listserv.delivery.signing import generate_key, public_key_record
 from listserv.outbox import queue as outbox
-from tests import test_transports
 from tests.conftest import LIST, mail, wait_for
-from tests.test_sender import BOUNCES, verifies
-from tests.test_transports import Relay
+from tests.delivery import test_transports as test_transports
+from tests.delivery.test_sender import BOUNCES, verifies
+from tests.delivery.test_transports import Relay
 
 serve = test_transports.serve  # the relay fixture
 

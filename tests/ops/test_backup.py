@@ -22,9 +22,9 @@ from listserv.errors import StoreError
 from listserv.ops import backup as backups
 from listserv.ops.backup import backup
 from listserv.store.database import Store
-from tests import test_transports
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon, wait_for
-from tests.test_transports import Relay
+from tests.delivery import test_transports as test_transports
+from tests.delivery.test_transports import Relay
 
 serve = test_transports.serve  # the relay sink fixture
 
