@@ -2,7 +2,7 @@
 
 Run from anywhere: ``python bench/bounce_corpus.py`` (add ``-v`` to list every miss).
 
-Scoring rule (the same one `tests/test_bounces.py` asserts):
+Scoring rule (the same one `tests/bounces/test_analyse.py` asserts):
 
 * A file is a *scored bounce* when the corpus names its failed recipient(s):
   - ``flufl-bounce/*`` with a non-empty ``expected`` (permanent ∪ temporary);

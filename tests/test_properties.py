@@ -1,6 +1,6 @@
 """Property tests (hypothesis) over the pure core: routing, command parsing, the list copy.
 
-``tests/test_commands.py`` already shows that ``parse_commands`` never raises on
+``tests/commands/test_parse.py`` already shows that ``parse_commands`` never raises on
 text, HTML or raw bytes and never reads a quote; here: what its result may
 contain, by context. The rest is new: ``addresses.route`` and
 ``transform.list_copy`` over generated input.
