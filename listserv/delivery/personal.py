@@ -4,7 +4,7 @@ A personalised post needs one DKIM signature per member (about 1 ms of
 RSA-2048 each). The sender hands that work to ``SigningPool``, one process
 per core, so the signatures do not compete with the event loop that talks
 SMTP. Little crosses the process boundary: for copies made from a template
-(``delivery.PersonalCopies``) only the signature header comes back, and
+(``plan.PersonalCopies``) only the signature header comes back, and
 the sender puts the member's value into the template itself (a cheap
 ``bytes.replace``). The module-level functions are what the processes run.
 """

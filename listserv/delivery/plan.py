@@ -196,7 +196,7 @@ def unsubscribe_token(secret: bytes, list_address: str, address: str) -> str:
     """A member's one-click token: derived, so it need not be stored in clear.
 
     32 characters of base32 (160 bits) like the other tokens; the members
-    table keeps only ``tokens.token_hash`` of it, for the web endpoint.
+    table keeps only ``commands.tokens.token_hash`` of it, for the web endpoint.
     """
     mac = hmac.new(secret, f"{list_address.lower()}\0{address.lower()}".encode(),
                    hashlib.sha256).digest()

@@ -87,7 +87,7 @@ def list_copy(
 
     ``unsubscribe_url`` is the member's (or the list's) RFC 8058 one-click URL,
     ``archive_url`` the List-Archive target. ``rewrite_from`` (decided by
-    ``dmarc.needs_rewrite``) puts the list address into From and the poster
+    ``mail.dmarc.needs_rewrite``) puts the list address into From and the poster
     into ``poster_header`` (Reply-To, or Cc when the list wants replies to go
     to both).
     """

@@ -8,8 +8,8 @@ therefore be idempotent per inbox row (they record what they did under
 the row's id).
 
 Handlers are plain async functions ``(item) -> outcome``, one per
-``addresses.Role``, given in a table: the membership, moderation and
-delivery steps each plug in their own; until then a role is only recorded.
+``intake.routing.Role``, given in a table (``roles.table``); a role without
+one is only recorded.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Membership by mail: subscribe, confirm, approve, unsubscribe (DESIGN §3, §5).
 
-Inbox handlers for the roles ``request``, ``join`` and ``leave``, and the
-membership actions of ``confirm`` replies. Each handler reads the mail,
-asks the pure parts (``commands``, ``automatic``, ``replies``) what it
-means, and then applies the whole result in one transaction: the member
-change, its consent record, the token's use, the answer mail, and the
-inbox row's end. A crash before that commit changes nothing, so the row
-is simply handled again.
+What the handlers in ``roles`` call for the roles ``request``, ``join`` and
+``leave``, and for the membership actions of ``confirm`` replies. Each
+reads the mail, asks the pure parts (``commands.parse``,
+``inbox.automatic``, ``texts.compose``) what it means, and then applies
+the whole result in one transaction: the member change, its consent
+record, the token's use, the answer mail, and the inbox row's end. A crash
+before that commit changes nothing, so the row is simply handled again.
 
 Who may do what:
 - anyone may ask to join or leave, but only for the address the mail comes

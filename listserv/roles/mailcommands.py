@@ -3,7 +3,7 @@
 Each handler follows the same steps, in one transaction:
 
 1. build the ``Request`` (parse once, validate the From);
-2. drop automatic mail (``automatic.automatic_reason``) with a log line:
+2. drop automatic mail (``inbox.automatic``) with a log line:
    it never confirms, approves or gets an answer;
 3. answer an unusable From with a plain explanation, to the envelope
    sender when that one is usable, and change nothing;

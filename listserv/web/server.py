@@ -21,7 +21,7 @@ is a member (the page must not tell strangers who is on the list).
 
 Tokens: a member's token is ``delivery.plan.unsubscribe_token`` (an HMAC of list
 and address under ``<data_dir>/unsubscribe.key``); the members table holds
-only its ``tokens.token_hash``, and the endpoint looks members up by that
+only its ``commands.tokens.token_hash``, and the endpoint looks members up by that
 hash. The sender stores the hash when it sends a personalised copy; this
 module also fills it in for every member who has none yet (at start, and
 again when an unknown token comes in), so every member's token works however
@@ -73,7 +73,7 @@ _STYLE = ("body{font-family:system-ui,sans-serif;font-size:1.1rem;line-height:1.
 
 
 def member_url(base_url: str, token: str) -> str:
-    """A member's one-click URL (what ``delivery.PersonalCopies`` writes)."""
+    """A member's one-click URL (what ``plan.PersonalCopies`` writes)."""
     return f"{base_url}/u/{token}"
 
 
