@@ -1,7 +1,8 @@
 """listserv: a mailing-list manager daemon.
 
-A mail's path through the package, one sub-package per step, each
-importing only from the steps below it (tests/test_layout.py keeps it so):
+A mail's path through the package, one sub-package per step. Imports go
+one way only: no package imports one that imports it back (the order is
+in docs/architecture.md; tests/test_layout.py keeps it so).
 
     intake/      SMTP/LMTP server; RCPT routing; commit, then 250
     store/       the database: rows, migrations, the one write connection
