@@ -4,10 +4,11 @@
 addresses (VERP first, then RFC 3464 in ``dsn``, flufl.bounce, then the
 prose of odd bounces in ``prose``; ``mime`` is the tolerant parsing they
 share). ``score`` counts a permanent failure against a member, from a
-bounce mail or a 5xx at delivery, and disables her at the threshold;
-``upkeep`` lets scores decay and tells people when delivery stops.
+bounce mail (``roles.bounce_mail``) or a 5xx at delivery, and disables her
+at the threshold; ``upkeep`` lets scores decay and tells people when
+delivery stops.
 
 Core: analyse, dsn, mime, prose
 Shell: score, upkeep
-May import: clock, config, context, intake, log, outbox, store, texts
+May import: clock, config, context, log, outbox, texts
 """

@@ -1,4 +1,4 @@
-"""Bounce scores: the shell around ``bounces.analyse``, and what a 5xx at delivery costs.
+"""Bounce scores: what a permanent failure costs a member, from a bounce or a 5xx.
 
 A member's ``bounce_score`` rises by one for a permanent failure, at most
 once per UTC day: a dead mailbox bounces every post, and a list that posts
@@ -9,26 +9,21 @@ removed, so she can be enabled again. Temporary failures (delay warnings,
 4xx) only go to the log. Decay after a quiet period is a scheduler job.
 
 Two sources feed the same function, ``record_failures``: the sender, for a
-``5xx`` answered to a member's RCPT or DATA, and the BOUNCES handler, for a
-bounce mail to ``L-bounces@D`` or a VERP address ``L-bounces+user=dom@D``
-(VERP first, flufl.bounce and our own readers as fallback).
+``5xx`` answered to a member's RCPT or DATA, and the handler of mail to
+``L-bounces@D`` or a VERP address ``L-bounces+user=dom@D``
+(``roles.bounce_mail``, which reads it with ``analyse``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiosqlite
 
-from listserv.bounces.analyse import analyse
-from listserv.clock import Clock, iso, utcnow
-from listserv.config import Config
-from listserv.intake.routing import Route, route
+from listserv.clock import iso
 from listserv.log import event
-from listserv.store.database import Store
-from listserv.store.rows import InboxItem
 
 
 @dataclass(frozen=True)
@@ -97,47 +92,3 @@ def log_change(change: ScoreChange, *, source: str, msgid: str = "", reply: str 
     for address in change.disabled:
         event("disabled", level="warning", list=change.list_address, member=address,
               reason="bounces")
-
-
-def make_bounce_handler(
-    config: Config, store: Store, clock: Clock = utcnow
-) -> Callable[[InboxItem], Awaitable[str]]:
-    """The processor's handler for ``Role.BOUNCES`` rows."""
-
-    async def handle_bounce(item: InboxItem) -> str:
-        routed = route(item.rcpt, config.lists)
-        verp = routed.verp_member if isinstance(routed, Route) else None
-        mlist = config.find_list(item.list_address)
-        report = analyse(item.raw, verp_recipient=verp)
-        if not report.is_bounce:
-            event("bounce_ignored", inbox=item.id, msgid=item.message_id,
-                  list=item.list_address, why="not a delivery failure")
-            return "not a bounce"
-        for address in sorted(report.temporary):
-            event("bounce_warning", inbox=item.id, msgid=item.message_id,
-                  list=item.list_address, member=address)
-        if not report.permanent:
-            if not report.temporary:
-                event("bounce_unreadable", inbox=item.id, msgid=item.message_id,
-                      list=item.list_address)
-            return "warning" if report.temporary else "bounce names nobody"
-        threshold = mlist.bounce_threshold if mlist is not None else 5
-        async with store.transaction() as db:
-            change = await record_failures(db, list_address=item.list_address,
-                                           addresses=report.permanent, now=clock(),
-                                           threshold=threshold)
-            outcome = _outcome(change)
-            await store.finish_in(db, item.id, outcome)
-        log_change(change, source="verp" if verp else "bounce", msgid=item.message_id)
-        return outcome
-
-    return handle_bounce
-
-
-def _outcome(change: ScoreChange) -> str:
-    parts = [f"counted {len(change.counted)}"]
-    if change.disabled:
-        parts.append(f"disabled {len(change.disabled)}")
-    if change.not_members:
-        parts.append(f"unknown {len(change.not_members)}")
-    return ", ".join(parts)

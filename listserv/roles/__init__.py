@@ -4,12 +4,12 @@
 (``posting``: a join/leave request written as a post, or a post),
 ``-request``, ``-join``, ``-leave`` and ``-confirm+TOKEN``
 (``mailcommands``; a token is redeemed in ``confirm``), ``-owner``
-(``owner``). Bounces are handled in ``bounces.score``. These handlers
-read the request with ``commands`` and act through ``membership`` and
-``moderation``; nothing below imports them.
+(``owner``) and ``-bounces`` (``bounce_mail``). These handlers read the
+request with ``commands`` and act through ``membership``, ``moderation``
+and ``bounces``; nothing below imports them.
 
 Core: (none)
-Shell: table, posting, mailcommands, confirm, owner
-May import: bounces, clock, commands, context, inbox, intake, log, mail,
+Shell: table, posting, mailcommands, confirm, owner, bounce_mail
+May import: bounces, clock, commands, config, context, inbox, intake, log, mail,
             membership, moderation, outbox, store
 """

@@ -7,11 +7,10 @@ set is small and known.
 
 from __future__ import annotations
 
-from listserv.bounces import score
 from listserv.context import Context
 from listserv.inbox.processor import Handler
 from listserv.intake.routing import Role
-from listserv.roles import mailcommands, owner, posting
+from listserv.roles import bounce_mail, mailcommands, owner, posting
 
 
 def build_handlers(ctx: Context) -> dict[Role, Handler]:
@@ -24,5 +23,5 @@ def build_handlers(ctx: Context) -> dict[Role, Handler]:
         Role.CONFIRM: commands["confirm"],
         Role.POST: posting.build_handler(ctx),
         Role.OWNER: owner.build_handler(ctx),
-        Role.BOUNCES: score.make_bounce_handler(ctx.config, ctx.store, ctx.clock),
+        Role.BOUNCES: bounce_mail.make_bounce_handler(ctx.config, ctx.store, ctx.clock),
     }

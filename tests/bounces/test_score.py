@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from listserv.bounces.score import make_bounce_handler, record_failures
+from listserv.bounces.score import record_failures
 from listserv.config import Config
+from listserv.roles.bounce_mail import make_bounce_handler
 from listserv.store.database import Store
 from listserv.store.rows import NewInbound
 from tests.conftest import LIST
