@@ -19,6 +19,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def iso(moment: datetime) -> str:
     """Fixed-width UTC text, so that SQL compares times as strings."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime(ISO)
+
+
+def from_iso(text: str) -> datetime:
+    """A time stored by ``iso``, back as an aware UTC datetime; ``ValueError`` if not one."""
+    return datetime.strptime(text, ISO).replace(tzinfo=UTC)

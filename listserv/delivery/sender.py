@@ -29,10 +29,10 @@ import functools
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from listserv.bounces import score
-from listserv.clock import Clock, iso, utcnow
+from listserv.clock import Clock, from_iso, iso, utcnow
 from listserv.config import Config, DkimConfig
 from listserv.delivery.outcomes import DeliveryResult
 from listserv.delivery.personal import PersonalCopyMaker
@@ -52,7 +52,6 @@ from listserv.log import event
 from listserv.store.database import Store
 
 _SENTINEL = None
-_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class Sender:
@@ -223,8 +222,7 @@ class Sender:
                 "SELECT id, kind, list_address, mail_from, message_id, created_at, verp,"
                 f" personalize, raw FROM outgoing WHERE id IN ({marks})", missing,
             ):
-                created = datetime.strptime(r["created_at"], _TIME).replace(
-                    tzinfo=self.clock().tzinfo)
+                created = from_iso(r["created_at"])
                 info = Outgoing(r["id"], r["kind"], r["list_address"], r["mail_from"],
                                 r["message_id"], created, bool(r["verp"]),
                                 bool(r["personalize"]))
@@ -260,7 +258,7 @@ class Sender:
             "SELECT min(next_attempt) FROM deliveries WHERE state = 'deferred'")
         if row is None or row[0] is None:
             return self.idle_poll
-        due = datetime.strptime(row[0], _TIME).replace(tzinfo=self.clock().tzinfo)
+        due = from_iso(row[0])
         return min(self.idle_poll, max(0.01, (due - self.clock()).total_seconds()))
 
     # -- workers ---------------------------------------------------------------

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from listserv.clock import iso
+from listserv.clock import from_iso, iso
 from listserv.config import Config
 from listserv.ops import backup as backups
 from listserv.ops.report import (
@@ -35,11 +35,9 @@ from listserv.ops.report import (
 from listserv.ops.scheduler import JOBS
 from listserv.store.migrations import MIGRATIONS
 
-_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def _parse(text: str | None) -> datetime | None:
-    return datetime.strptime(text, _TIME).replace(tzinfo=UTC) if text else None
+    return from_iso(text) if text else None
 
 
 def _count_by(db: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()

@@ -9,11 +9,11 @@ transaction as the action it allows, so it works exactly once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import aiosqlite
 
+from listserv.clock import from_iso
 from listserv.commands import tokens
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, parse_commands
@@ -83,7 +83,7 @@ async def redeem(
 def _local_time(req: Request, stamp: str) -> str:
     """A stored UTC time as the coordinator reads it: "25.11.2026 10:15"."""
     try:
-        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        moment = from_iso(stamp)
     except ValueError:
         return stamp
     return moment.astimezone(ZoneInfo(req.timezone)).strftime("%d.%m.%Y %H:%M")

@@ -18,12 +18,12 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
 
-from listserv.clock import Clock, iso, utcnow
+from listserv.clock import Clock, from_iso, iso, utcnow
 from listserv.errors import StoreError
 from listserv.store.migrations import MIGRATIONS
 from listserv.store.rows import InboxItem, InboxState, NewInbound
@@ -209,7 +209,7 @@ class Store:
         )
         if row is None or row[0] is None:
             return None
-        return datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return from_iso(row[0])
 
     async def finish(self, item_id: int, outcome: str) -> None:
         async with self.transaction() as db:
