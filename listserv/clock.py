@@ -9,7 +9,7 @@ them as strings and every row reads the same on any host.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 Clock = Callable[[], datetime]
 
@@ -30,3 +30,21 @@ def iso(moment: datetime) -> str:
 def from_iso(text: str) -> datetime:
     """A time stored by ``iso``, back as an aware UTC datetime; ``ValueError`` if not one."""
     return datetime.strptime(text, ISO).replace(tzinfo=UTC)
+
+
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def local_text(moment: datetime, zone: tzinfo, language: str = "de") -> str:
+    """A time as people read it, in the list's zone: one format for every notice and CLI line.
+
+    German: ``30.11.2026, 13:19 Uhr``; English: ``30 Nov 2026, 13:19``. Naive
+    datetimes are taken as UTC, which is how the store hands them back.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    if language == "en":
+        return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}, {local:%H:%M}"
+    return f"{local:%d.%m.%Y, %H:%M} Uhr"
