@@ -18,7 +18,7 @@ from email.utils import format_datetime, make_msgid
 
 from listserv.config import ListConfig
 from listserv.mail.message import one_line
-from listserv.texts.render import LANGUAGES, render
+from listserv.texts.render import render
 
 # CRLF as on the wire. Lines up to 998 octets (RFC 5322's hard limit): at
 # 78, Python folds a long Subject right after "Subject:", and clients then
@@ -31,10 +31,40 @@ def as_bytes(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=WIRE)
 
 
+# The noun a list's name starts with decides the German preposition and article:
+# "im Netzwerk Soziale Arbeit an Schulen", "in der Liste Fachtage". Any other name
+# is put in quotes after "Verteiler", which is right whatever the name is.
+_DATIVE = {
+    **dict.fromkeys(["netzwerk", "verteiler", "arbeitskreis", "kreis", "forum", "team",
+                     "verbund", "mailverteiler", "e-mail-verteiler"], ("im", "aus dem")),
+    **dict.fromkeys(["liste", "mailingliste", "gruppe", "runde", "arbeitsgemeinschaft",
+                     "ag", "fachgruppe", "steuerungsgruppe"], ("in der", "aus der")),
+}
+
+
+def german_place(list_name: str) -> tuple[str, str]:
+    """("im Netzwerk X", "aus dem Netzwerk X") for a list called "Netzwerk X"."""
+    name = one_line(list_name, 100)
+    first = name.split(" ", 1)[0].lower() if name else ""
+    if first in _DATIVE:
+        into, out_of = _DATIVE[first]
+        return f"{into} {name}", f"{out_of} {name}"
+    return f"im Verteiler »{name}«", f"aus dem Verteiler »{name}«"
+
+
+def person(name: str, address: str) -> str:
+    """ "Sabine Müller (sabine@…)" or the address alone: never "(-)" for a missing name."""
+    name = one_line(name, 100)
+    return f"{name} ({address})" if name and name.lower() != address.lower() else address
+
+
 def standard_values(mlist: ListConfig) -> dict[str, str]:
     """Placeholders every template may use."""
+    list_in, list_from = german_place(mlist.display_name)
     return {
         "list_name": mlist.display_name,
+        "list_in": list_in,
+        "list_from": list_from,
         "list_address": mlist.address,
         "request_address": mlist.request_address,
         "join_address": mlist.sub_address("join"),
@@ -54,36 +84,36 @@ def compose(
     token: str | None = None,
     in_reply_to: str = "",
     references: list[str] | None = None,
-    also_in: str | None = None,
     kind: str = "auto-replied",
+    to_name: str = "",
+    reply_to: Address | None = None,
+    from_address: str = "",
 ) -> EmailMessage:
-    """One answer from ``L-request@D``.
+    """One mail in one language, from ``L-request@D`` (or ``from_address``).
 
-    ``token``: the reply address becomes ``L-confirm+TOKEN@D`` and the
-    subject carries the token too, so a plain reply or a forward with the
-    subject intact both confirm. ``also_in``: a second language appended
-    below the first (first contact, when we cannot know which one reads).
+    ``token``: the reply address becomes ``L-confirm+TOKEN@D``. The token
+    stays out of the Subject (people read subjects; a plain reply confirms
+    by its address). ``to_name``: the recipient's name, encoded in the To
+    header by the header registry (RFC 2047 for umlauts). ``reply_to``: where
+    a reply should go instead (the asker of an owner forward); a token wins.
+    One language only: the caller picks it (the list's, or the writer's).
     """
     merged: dict[str, object] = {**standard_values(mlist), **(values or {})}
     if token:
         merged["confirm_address"] = mlist.sub_address(f"confirm+{token}")
         merged["token"] = token
-    text = render(language, template, **merged)
-    body = text.body
-    if also_in and also_in != language and also_in in LANGUAGES:
-        other = render(also_in, template, **merged)
-        body = f"{body.rstrip()}\n\n{'-' * 40}\n\n{other.body}"
+    text = render(language, template, texts_dir=mlist.texts_dir, **merged)
     msg = EmailMessage()
-    msg["From"] = Address(one_line(mlist.display_name, 100), addr_spec=mlist.request_address)
-    msg["To"] = to
-    subject = one_line(text.subject)
-    if token and token not in subject:
-        subject = f"{subject} [{token}]"
-    msg["Subject"] = subject
+    msg["From"] = Address(one_line(mlist.display_name, 100),
+                          addr_spec=from_address or mlist.request_address)
+    msg["To"] = Address(one_line(to_name, 100), addr_spec=to) if to_name else to
+    msg["Subject"] = one_line(text.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=mlist.domain)
     if token:
         msg["Reply-To"] = mlist.sub_address(f"confirm+{token}")
+    elif reply_to is not None:
+        msg["Reply-To"] = reply_to
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = " ".join([*(references or []), in_reply_to][-10:])
@@ -91,5 +121,5 @@ def compose(
     msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer with OOF
     msg["X-Loop"] = mlist.address
     msg["Precedence"] = "bulk"   # what old vacation programs check instead
-    msg.set_content(body, charset="utf-8", cte="quoted-printable")
+    msg.set_content(text.body, charset="utf-8", cte="quoted-printable")
     return msg

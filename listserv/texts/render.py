@@ -6,6 +6,12 @@ line ``Subject: ...``, a blank line, then the body. Placeholders are
 prose needs no escaping. A missing placeholder value is a programming
 error and raises ``KeyError`` at once rather than mailing ``$token`` to a
 member.
+
+An operator overrides any text per list without touching the package: a
+file of the same name under the list's ``texts_dir``
+(``<texts_dir>/de/welcome.txt``) wins over the packaged one. Overrides are
+read at every use, so an edited text takes effect without a restart; the
+packaged texts are read once.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from string import Template
 
 LANGUAGES = ("de", "en")
@@ -25,16 +32,48 @@ class Rendered:
 
 
 @cache
-def _source(language: str, name: str) -> str:
-    if language not in LANGUAGES:
-        language = "de"
+def _packaged(language: str, name: str) -> str:
     ref = resources.files(__package__).joinpath(language, f"{name}.txt")
     return ref.read_text(encoding="utf-8")
 
 
-def render(language: str, name: str, /, **values: object) -> Rendered:
-    """Fill template ``name`` in ``language`` (falling back to German)."""
-    text = Template(_source(language, name)).substitute({k: str(v) for k, v in values.items()})
+def packaged_names(language: str) -> frozenset[str]:
+    """The file names of the packaged texts of ``language`` (``welcome.txt``, …)."""
+    folder = resources.files(__package__).joinpath(language)
+    return frozenset(p.name for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+def unknown_overrides(texts_dir: str) -> list[str]:
+    """Override files that replace no packaged text (a typo would otherwise be ignored)."""
+    root = Path(texts_dir)
+    unknown: list[str] = []
+    for language in LANGUAGES:
+        folder = root / language
+        if not folder.is_dir():
+            continue
+        known = packaged_names(language)
+        unknown += [f"{language}/{p.name}" for p in sorted(folder.iterdir())
+                    if p.is_file() and p.name not in known]
+    return unknown
+
+
+def _source(language: str, name: str, texts_dir: str) -> str:
+    if language not in LANGUAGES:
+        language = "de"
+    if texts_dir:
+        override = Path(texts_dir, language, f"{name}.txt")
+        if override.is_file():
+            return override.read_text(encoding="utf-8")
+    return _packaged(language, name)
+
+
+def render(language: str, name: str, /, *, texts_dir: str = "", **values: object) -> Rendered:
+    """Fill template ``name`` in ``language`` (falling back to German).
+
+    ``texts_dir``: the list's override directory ("" = the packaged texts only).
+    """
+    text = Template(_source(language, name, texts_dir)).substitute(
+        {k: str(v) for k, v in values.items()})
     subject = ""
     if text.startswith("Subject:"):
         head, _, text = text.partition("\n")
