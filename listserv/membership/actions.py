@@ -34,6 +34,7 @@ from listserv.mail.text import body_text, fresh_lines
 from listserv.membership import members
 from listserv.outbox.respond import answer, notify
 from listserv.texts.compose import compose, person
+from listserv.texts.render import render
 
 
 def guess_language(req: Request) -> str:
@@ -57,7 +58,7 @@ def guess_language(req: Request) -> str:
 async def reply(
     db: aiosqlite.Connection, req: Request, template: str, *, to: str | None = None,
     language: str | None = None, token: str | None = None, capped: bool = True,
-    **values: object,
+    to_name: str = "", **values: object,
 ) -> bool:
     """Answer the request's sender with ``template``, in one language.
 
@@ -68,7 +69,7 @@ async def reply(
     assert rcpt is not None
     msg = compose(
         req.mlist, to=rcpt, template=template, language=language or req.language, now=req.now,
-        values={"address": rcpt, **values}, token=token,
+        values={"address": rcpt, **values}, token=token, to_name=to_name,
         in_reply_to=message_id(req.msg), references=references(req.msg),
     )
     return await answer(db, req.mlist, msg, to=rcpt, now=req.now, kind=template,
@@ -158,7 +159,8 @@ async def add_and_welcome(
     # She asked for this (her own reply to a token, or the moderator's decision
     # on her request): never held back by the reply cap.
     if added:
-        await reply(db, req, "welcome", to=address, language=language, capped=False)
+        await reply(db, req, "welcome", to=address, language=language, capped=False,
+                    to_name=name)
         _log_member("member_added", req, address, detail)
     else:
         await reply(db, req, "already_member", to=address, language=language, capped=False)
@@ -231,8 +233,11 @@ async def who(db: aiosqlite.Connection, req: Request) -> str:
         "SELECT address, display_name, status FROM members WHERE list_address = ?"
         " ORDER BY address", (req.mlist.address,)) as cursor:
         rows = list(await cursor.fetchall())
+    shown = {status: render(req.mlist.language, f"status_{status}",
+                            texts_dir=req.mlist.texts_dir).body.strip()
+             for status in ("nomail", "disabled")}
     lines = [f"{r['address']}  {r['display_name']}".rstrip()
-             + ("" if r["status"] == "enabled" else f"  ({r['status']})") for r in rows]
+             + (f"  ({shown[r['status']]})" if r["status"] in shown else "") for r in rows]
     # To the moderator's configured address (her From matched it), never elsewhere.
     await notify_moderators(db, req, "member_list", token=None, to=[req.sender or ""],
                             count=len(rows), members="\n".join(lines) or "-")

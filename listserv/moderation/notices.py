@@ -89,6 +89,7 @@ def held_notice(
 ) -> bytes:
     names = attachment_names(original)
     no_text = render(mlist.language, "no_text", texts_dir=mlist.texts_dir).body.strip()
+    none = render(mlist.language, "no_attachments", texts_dir=mlist.texts_dir).body.strip()
     notice = compose(
         mlist, to=to, template="held_notice", language=mlist.language, now=now,
         values={
@@ -97,7 +98,7 @@ def held_notice(
             "date": sent_at(original, zone, mlist.language),
             "size": human_size(len(raw)),
             "reason": reason,
-            "attachments": ", ".join(names) or "-",
+            "attachments": ", ".join(names) or none,
             "excerpt": excerpt(original, empty=no_text),
         },
         token=token, kind="auto-generated",

@@ -54,7 +54,7 @@ def german_place(list_name: str) -> tuple[str, str]:
 
 def person(name: str, address: str) -> str:
     """ "Sabine Müller (sabine@…)" or the address alone: never "(-)" for a missing name."""
-    name = one_line(name, 100)
+    name = one_line(name, 100).strip(" -")   # "-" was how a missing name used to be passed
     return f"{name} ({address})" if name and name.lower() != address.lower() else address
 
 
@@ -102,7 +102,7 @@ def compose(
     if token:
         merged["confirm_address"] = mlist.sub_address(f"confirm+{token}")
         merged["token"] = token
-    text = render(language, template, texts_dir=mlist.texts_dir, **merged)
+    text = render(language, template, texts_dir=mlist.texts_dir, flowing=True, **merged)
     msg = EmailMessage()
     msg["From"] = Address(one_line(mlist.display_name, 100),
                           addr_spec=from_address or mlist.request_address)

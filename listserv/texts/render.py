@@ -16,6 +16,7 @@ packaged texts are read once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -67,13 +68,44 @@ def _source(language: str, name: str, texts_dir: str) -> str:
     return _packaged(language, name)
 
 
-def render(language: str, name: str, /, *, texts_dir: str = "", **values: object) -> Rendered:
+_ALONE = re.compile(r"^\$\{?\w+\}?$")   # a line that is one placeholder: a block of its own
+
+
+def unwrap(source: str) -> str:
+    """Join the hard-wrapped lines of each prose paragraph into one line.
+
+    The files are wrapped at ~72 columns to be edited; a mail is read on a
+    phone, where hard breaks plus the client's own wrapping give ragged
+    half-lines, and a long placeholder ("im Netzwerk Soziale Arbeit an
+    Schulen") would push a line far past the others. So a paragraph goes
+    out as one line and every client wraps it to its own width. Indented
+    lines (tables, lists) and a line that is only a placeholder (``$posts``)
+    keep their breaks.
+    """
+    out: list[str] = []
+    for line in source.split("\n"):
+        previous = out[-1] if out else ""
+        prose = line and not line[0].isspace() and not _ALONE.match(line.strip())
+        if (prose and previous and not previous[0].isspace()
+                and not _ALONE.match(previous.strip()) and not previous.startswith("Subject:")):
+            out[-1] = f"{previous} {line}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def render(language: str, name: str, /, *, texts_dir: str = "", flowing: bool = False,
+           **values: object) -> Rendered:
     """Fill template ``name`` in ``language`` (falling back to German).
 
     ``texts_dir``: the list's override directory ("" = the packaged texts only).
+    ``flowing``: one line per paragraph (``unwrap``), for mails; the footer
+    keeps its lines.
     """
-    text = Template(_source(language, name, texts_dir)).substitute(
-        {k: str(v) for k, v in values.items()})
+    source = _source(language, name, texts_dir)
+    if flowing:
+        source = unwrap(source)
+    text = Template(source).substitute({k: str(v) for k, v in values.items()})
     subject = ""
     if text.startswith("Subject:"):
         head, _, text = text.partition("\n")
