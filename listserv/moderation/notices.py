@@ -94,7 +94,7 @@ def held_notice(
         mlist, to=to, template="held_notice", language=mlist.language, now=now,
         values={
             "sender": one_line(header_text(original, "From"), 150) or "-",
-            "subject": one_line(header_text(original, "Subject"), 150) or "-",
+            "subject": one_line(header_text(original, "Subject"), 150),
             "date": sent_at(original, zone, mlist.language),
             "size": human_size(len(raw)),
             "reason": reason,
@@ -122,7 +122,7 @@ def owner_forward(
         mlist, to=to, template="owner_forward", language=mlist.language, now=now,
         values={
             "sender": one_line(header_text(original, "From"), 150) or "-",
-            "subject": one_line(header_text(original, "Subject"), 150) or "-",
+            "subject": one_line(header_text(original, "Subject"), 150),
             "reply_address": reply_address,
         },
         kind="auto-generated", from_address=mlist.owner_address,

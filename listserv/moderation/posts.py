@@ -143,7 +143,7 @@ async def _tell_poster(db: aiosqlite.Connection, req: Request, template: str, **
     to = req.sender
     assert to is not None
     msg = compose(req.mlist, to=to, template=template, language=req.language, now=req.now,
-                  values={"subject": subject(req.msg) or "-", **values},
+                  values={"subject": subject(req.msg), **values},
                   in_reply_to=message_id(req.msg))
     return await answer(db, req.mlist, msg, to=to, now=req.now, kind=template,
                         inbox_id=req.item.id)
@@ -187,7 +187,7 @@ async def _acknowledge_post(db: aiosqlite.Connection, req: Request, post_id: int
     template = {"approved": "ack_post_approved_one" if count == 1 else "ack_post_approved",
                 "rejected": "ack_post_rejected", "discarded": "ack_post_discarded"}[verb]
     await acknowledge(db, req, template, count=count,
-                      subject=(post["subject"] if post else "") or "-",
+                      subject=(post["subject"] if post else "") or "",
                       sender=(post["sender"] if post else "") or "-")
 
 
@@ -211,7 +211,7 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
         return
     msg = compose(mlist, to=row["sender"], template="post_rejected" if reason
                   else "post_rejected_no_reason", language=mlist.language,
-                  now=now, values={"subject": row["subject"] or "-", "reason": reason})
+                  now=now, values={"subject": row["subject"] or "", "reason": reason})
     await answer(db, mlist, msg, to=row["sender"], now=now, kind="post_rejected",
                  inbox_id=inbox_id)
 
@@ -317,7 +317,7 @@ async def expire_held(ctx: Context) -> int:
                 if "@" in r["sender"]:
                     msg = compose(mlist, to=r["sender"], template="post_expired",
                                   language=mlist.language, now=now,
-                                  values={"subject": r["subject"] or "-",
+                                  values={"subject": r["subject"] or "",
                                           "days": mlist.hold_days})
                     await answer(db, mlist, msg, to=r["sender"], now=now, kind="post_expired",
                                  inbox_id=r["inbox_id"])

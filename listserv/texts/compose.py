@@ -99,6 +99,8 @@ def compose(
     One language only: the caller picks it (the list's, or the writer's).
     """
     merged: dict[str, object] = {**standard_values(mlist), **(values or {})}
+    if "subject" in merged and not str(merged["subject"]).strip(" -"):
+        merged["subject"] = render(language, "no_subject", texts_dir=mlist.texts_dir).body.strip()
     if token:
         merged["confirm_address"] = mlist.sub_address(f"confirm+{token}")
         merged["token"] = token

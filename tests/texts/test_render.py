@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from listserv.cli.main import main
 from listserv.config import Config, ListConfig
 from listserv.daemon import Daemon
 from listserv.errors import ConfigError
-from listserv.texts.compose import standard_values
+from listserv.texts.compose import compose, standard_values
 from listserv.texts.render import LANGUAGES, packaged_names, render, unknown_overrides
 from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon, write_config
 from tests.mailflow import Flow, reply_to, text_of
@@ -125,3 +126,10 @@ async def test_the_new_member_receives_the_overridden_welcome(flow: Flow) -> Non
     assert welcome["Subject"] == "Herzlich willkommen im Netzwerk Soziale Arbeit an Schulen"
     assert text_of(welcome).startswith("Liebe Kollegin, lieber Kollege,")
     assert f"Beiträge an {LIST}." in text_of(welcome)
+
+
+def test_a_missing_subject_is_named_not_a_dash() -> None:
+    msg = compose(SAS, to="a@b.de", template="post_held", language="de",
+                  now=datetime(2026, 11, 30, tzinfo=UTC), values={"subject": ""})
+    assert msg["Subject"] == "Ihr Beitrag wartet auf Freigabe: (ohne Betreff)"
+    assert "»(ohne Betreff)«" in msg.get_content()
