@@ -24,6 +24,10 @@ from pathlib import Path
 from string import Template
 
 LANGUAGES = ("de", "en")
+#: Placeholders every mail may use (``compose.standard_values`` fills them).
+STANDARD_PLACEHOLDERS = frozenset({
+    "list_name", "list_in", "list_from", "list_address", "request_address", "join_address",
+    "leave_address", "owner_address"})
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,42 @@ def packaged_names(language: str) -> frozenset[str]:
     return frozenset(p.name for p in folder.iterdir() if p.name.endswith(".txt"))
 
 
-def unknown_overrides(texts_dir: str) -> list[str]:
-    """Override files that replace no packaged text (a typo would otherwise be ignored)."""
+def _placeholders(source: str) -> set[str]:
+    return {m.group("named") or m.group("braced")
+            for m in Template.pattern.finditer(source)
+            if m.group("named") or m.group("braced")}
+
+
+def override_problems(texts_dir: str) -> list[str]:
+    """What is wrong with the overrides in ``texts_dir``, one line each.
+
+    A file that replaces no packaged text (a typo would otherwise be
+    ignored), and a placeholder the packaged text does not fill (the mail
+    could not be written; ``render`` then falls back to the packaged text).
+    """
     root = Path(texts_dir)
-    unknown: list[str] = []
+    problems: list[str] = []
     for language in LANGUAGES:
         folder = root / language
         if not folder.is_dir():
             continue
         known = packaged_names(language)
-        unknown += [f"{language}/{p.name}" for p in sorted(folder.iterdir())
-                    if p.is_file() and p.name not in known]
-    return unknown
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):
+            where = f"{language}/{path.name}"
+            if path.name not in known:
+                problems.append(f"{where} overrides no text of listserv (a typo?)")
+                continue
+            try:
+                own = _placeholders(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"{where} cannot be read as UTF-8 text: {exc}")
+                continue
+            packaged = _packaged(language, path.name.removesuffix(".txt"))
+            unknown = own - _placeholders(packaged) - STANDARD_PLACEHOLDERS
+            if unknown:
+                problems.append(f"{where} uses ${sorted(unknown)[0]}, which the packaged text"
+                                " does not have")
+    return problems
 
 
 def _source(language: str, name: str, texts_dir: str) -> str:
@@ -102,10 +130,16 @@ def render(language: str, name: str, /, *, texts_dir: str = "", flowing: bool = 
     ``flowing``: one line per paragraph (``unwrap``), for mails; the footer
     keeps its lines.
     """
+    mapping = {k: str(v) for k, v in values.items()}
     source = _source(language, name, texts_dir)
-    if flowing:
-        source = unwrap(source)
-    text = Template(source).substitute({k: str(v) for k, v in values.items()})
+    try:
+        text = Template(unwrap(source) if flowing else source).substitute(mapping)
+    except (KeyError, ValueError):
+        if not texts_dir:
+            raise   # our own text: a programming error, found by the tests
+        # A broken override must not stop a welcome or a decision: the packaged text.
+        source = _packaged(language if language in LANGUAGES else "de", name)
+        text = Template(unwrap(source) if flowing else source).substitute(mapping)
     subject = ""
     if text.startswith("Subject:"):
         head, _, text = text.partition("\n")

@@ -14,7 +14,13 @@ from listserv.config import Config, ListConfig
 from listserv.daemon import Daemon
 from listserv.errors import ConfigError
 from listserv.texts.compose import compose, standard_values
-from listserv.texts.render import LANGUAGES, packaged_names, render, unknown_overrides
+from listserv.texts.render import (
+    LANGUAGES,
+    STANDARD_PLACEHOLDERS,
+    override_problems,
+    packaged_names,
+    render,
+)
 from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon, write_config
 from tests.mailflow import Flow, reply_to, text_of
 
@@ -30,6 +36,10 @@ VALUES = {**standard_values(SAS), "address": "a@b.de", "person": "Sabine Müller
           "threshold": 5, "last_bounce": "30.11.2026", "last_error": "550",
           "reply_address": "a@b.de", "unsubscribe_url": "https://x/u/1", "member": "a@b.de",
           "token": "t" * 32}
+
+
+def test_the_standard_placeholders_are_what_compose_fills() -> None:
+    assert set(standard_values(SAS)) == STANDARD_PLACEHOLDERS
 
 
 def test_both_languages_have_the_same_texts() -> None:
@@ -68,10 +78,20 @@ def test_an_override_wins_and_others_stay_packaged(tmp_path: Path) -> None:
     assert render("de", "help", texts_dir=str(root), **VALUES).subject.startswith("Hilfe")
 
 
-def test_a_misnamed_override_is_found(tmp_path: Path) -> None:
-    root = override_dir(tmp_path, {"de/welcome.txt": "x", "de/wilkommen.txt": "x",
-                                   "en/welcome.txt": "x"})
-    assert unknown_overrides(str(root)) == ["de/wilkommen.txt"]
+def test_a_misnamed_override_and_an_unknown_placeholder_are_found(tmp_path: Path) -> None:
+    root = override_dir(tmp_path, {"de/welcome.txt": "x $list_name", "de/wilkommen.txt": "x",
+                                   "en/welcome.txt": "Hi $naem"})
+    assert override_problems(str(root)) == [
+        "de/wilkommen.txt overrides no text of listserv (a typo?)",
+        "en/welcome.txt uses $naem, which the packaged text does not have"]
+
+
+def test_a_broken_override_falls_back_to_the_packaged_text(tmp_path: Path) -> None:
+    root = override_dir(tmp_path, {"de/welcome.txt": "Subject: Hallo $naem\n\nx\n"})
+    text = render("de", "welcome", texts_dir=str(root), flowing=True, **VALUES)
+    assert text.subject == "Willkommen im Netzwerk Soziale Arbeit an Schulen"
+    with pytest.raises(KeyError):
+        render("de", "welcome", name="x")   # our own text missing a value: loud
 
 
 def list_table(texts_dir: str) -> dict[str, object]:
