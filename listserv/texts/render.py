@@ -91,8 +91,10 @@ def _source(language: str, name: str, texts_dir: str) -> str:
         language = "de"
     if texts_dir:
         override = Path(texts_dir, language, f"{name}.txt")
-        if override.is_file():
+        try:
             return override.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass   # none, or unreadable (``listserv check`` says which): the packaged text
     return _packaged(language, name)
 
 

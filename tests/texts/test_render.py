@@ -153,3 +153,11 @@ def test_a_missing_subject_is_named_not_a_dash() -> None:
                   now=datetime(2026, 11, 30, tzinfo=UTC), values={"subject": ""})
     assert msg["Subject"] == "Ihr Beitrag wartet auf Freigabe: (ohne Betreff)"
     assert "»(ohne Betreff)«" in msg.get_content()
+
+
+def test_an_override_in_cp1252_is_reported_and_not_used(tmp_path: Path) -> None:
+    root = override_dir(tmp_path, {})
+    (root / "de").mkdir(parents=True)
+    (root / "de" / "welcome.txt").write_bytes("Subject: Grüße\n\nx\n".encode("cp1252"))
+    assert override_problems(str(root))[0].startswith("de/welcome.txt cannot be read as UTF-8")
+    assert render("de", "welcome", texts_dir=str(root), **VALUES).subject.startswith("Willkommen")
