@@ -34,22 +34,27 @@ def as_bytes(msg: EmailMessage) -> bytes:
 # The noun a list's name starts with decides the German preposition and article:
 # "im Netzwerk Soziale Arbeit an Schulen", "in der Liste Fachtage". Any other name
 # is put in quotes after "Verteiler", which is right whatever the name is.
-_DATIVE = {
-    **dict.fromkeys(["netzwerk", "verteiler", "arbeitskreis", "kreis", "forum", "team",
-                     "verbund", "mailverteiler", "e-mail-verteiler"], ("im", "aus dem")),
+# (in + dative: where; in + accusative: where to; aus + dative: where from)
+_NEUTER = ("im", "ins", "aus dem")
+_MASCULINE = ("im", "in den", "aus dem")
+_FEMININE = ("in der", "in die", "aus der")
+_ARTICLES = {
+    **dict.fromkeys(["netzwerk", "forum", "team", "gremium"], _NEUTER),
+    **dict.fromkeys(["verteiler", "arbeitskreis", "kreis", "verbund", "mailverteiler",
+                     "e-mail-verteiler", "fachkreis"], _MASCULINE),
     **dict.fromkeys(["liste", "mailingliste", "gruppe", "runde", "arbeitsgemeinschaft",
-                     "ag", "fachgruppe", "steuerungsgruppe"], ("in der", "aus der")),
+                     "ag", "fachgruppe", "steuerungsgruppe"], _FEMININE),
 }
 
 
-def german_place(list_name: str) -> tuple[str, str]:
-    """("im Netzwerk X", "aus dem Netzwerk X") for a list called "Netzwerk X"."""
+def german_place(list_name: str) -> tuple[str, str, str]:
+    """("im Netzwerk X", "ins Netzwerk X", "aus dem Netzwerk X") for "Netzwerk X"."""
     name = one_line(list_name, 100)
     first = name.split(" ", 1)[0].lower() if name else ""
-    if first in _DATIVE:
-        into, out_of = _DATIVE[first]
-        return f"{into} {name}", f"{out_of} {name}"
-    return f"im Verteiler »{name}«", f"aus dem Verteiler »{name}«"
+    if first in _ARTICLES:
+        return tuple(f"{words} {name}" for words in _ARTICLES[first])  # type: ignore[return-value]
+    quoted = f"Verteiler »{name}«"
+    return f"im {quoted}", f"in den {quoted}", f"aus dem {quoted}"
 
 
 def person(name: str, address: str) -> str:
@@ -60,10 +65,11 @@ def person(name: str, address: str) -> str:
 
 def standard_values(mlist: ListConfig) -> dict[str, str]:
     """Placeholders every template may use."""
-    list_in, list_from = german_place(mlist.display_name)
+    list_in, list_into, list_from = german_place(mlist.display_name)
     return {
         "list_name": mlist.display_name,
         "list_in": list_in,
+        "list_into": list_into,
         "list_from": list_from,
         "list_address": mlist.address,
         "request_address": mlist.request_address,
