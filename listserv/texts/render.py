@@ -26,8 +26,8 @@ from string import Template
 LANGUAGES = ("de", "en")
 #: Placeholders every mail may use (``compose.standard_values`` fills them).
 STANDARD_PLACEHOLDERS = frozenset({
-    "list_name", "list_in", "list_into", "list_from", "list_address", "request_address", "join_address",
-    "leave_address", "owner_address"})
+    "list_name", "list_in", "list_into", "list_from", "list_address", "request_address",
+    "join_address", "leave_address", "owner_address"})
 
 
 @dataclass(frozen=True)

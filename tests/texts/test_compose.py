@@ -39,7 +39,7 @@ def test_a_token_mail_keeps_the_token_out_of_the_subject() -> None:
     mlist = ListConfig(LIST, "Netzwerk Soziale Arbeit an Schulen", (MODERATOR,))
     token = "abcdefghijklmnopqrstuvwxyz234567"
     msg = compose(mlist, to="s@x.de", template="confirm_subscribe", language="de", now=NOW,
-                  values={"days": 7}, token=token)
+                  values={"days": 7, "address": "s@x.de"}, token=token)
     assert token not in str(msg["Subject"])
     assert str(msg["Reply-To"]) == LIST.replace("@", f"-confirm+{token}@")
     body = msg.get_content()
