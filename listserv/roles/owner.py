@@ -34,8 +34,8 @@ from listserv.store.rows import InboxItem
 def _asker(req: Request, ctx: Context) -> Address | None:
     """Where the coordinator's reply should go: the From, if it is a usable stranger's."""
     address = req.from_.as_given or req.sender
-    if not address or is_list_address(address, ctx.config.lists):
-        return None
+    if not address or not address.isascii() or is_list_address(address, ctx.config.lists):
+        return None   # ours (a loop), or an address an ASCII header cannot carry
     try:
         return Address(display_name=req.display_name, addr_spec=address)
     except (ValueError, IndexError, TypeError):  # an address the header registry refuses
