@@ -79,6 +79,16 @@ def standard_values(mlist: ListConfig) -> dict[str, str]:
     }
 
 
+def _recipient(address: str, name: str) -> Address | str:
+    """The To header: with the name when there is one and the header can carry it."""
+    if not name.strip():
+        return address
+    try:
+        return Address(one_line(name, 100), addr_spec=address)
+    except (ValueError, IndexError, TypeError):  # e.g. a non-ASCII local part
+        return address
+
+
 def compose(
     mlist: ListConfig,
     *,
@@ -114,7 +124,7 @@ def compose(
     msg = EmailMessage()
     msg["From"] = Address(one_line(mlist.display_name, 100),
                           addr_spec=from_address or mlist.request_address)
-    msg["To"] = Address(one_line(to_name, 100), addr_spec=to) if to_name else to
+    msg["To"] = _recipient(to, to_name)
     msg["Subject"] = one_line(text.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=mlist.domain)
