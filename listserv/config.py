@@ -95,6 +95,7 @@ class ListConfig:
     replies_per_address_per_day: int = 5
     bounce_threshold: int = 5
     retention_days: int = 30
+    texts_dir: str = ""   # per-list overrides of any mail text: <texts_dir>/de/welcome.txt
 
     @property
     def local_part(self) -> str:
@@ -333,4 +334,10 @@ def _check_list(mlist: ListConfig, where: str) -> ListConfig:
             raise ConfigError(f"{where} {name}: must be positive")
     if any(c in mlist.display_name + mlist.subject_prefix for c in "\r\n\0"):
         raise ConfigError(f"{where} display_name/subject_prefix: must be one line")
-    return dataclasses.replace(mlist, address=address, moderators=moderators)
+    texts_dir = mlist.texts_dir
+    if texts_dir:
+        texts_dir = str(Path(texts_dir).absolute())
+        if not Path(texts_dir).is_dir():
+            raise ConfigError(f"{where} texts_dir: {mlist.texts_dir} is not a directory")
+    return dataclasses.replace(mlist, address=address, moderators=moderators,
+                               texts_dir=texts_dir)

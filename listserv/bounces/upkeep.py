@@ -23,11 +23,12 @@ frequent jobs complete that:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from listserv.clock import iso
+from listserv.clock import from_iso, iso, local_text
 from listserv.config import ListConfig
 from listserv.context import Context
 from listserv.log import event
@@ -66,8 +67,16 @@ async def _last_failure(db: aiosqlite.Connection, address: str) -> str:
     return str(row[0]) if row and row[0] else "-"
 
 
+def _when(stamp: str | None, zone: tzinfo, language: str) -> str:
+    """A stored time as the coordinator reads it ("30.11.2026, 13:19 Uhr")."""
+    try:
+        return local_text(from_iso(stamp or ""), zone, language)
+    except ValueError:
+        return stamp or "-"
+
+
 async def _tell(db: aiosqlite.Connection, mlist: ListConfig, member: aiosqlite.Row,
-                now: datetime) -> bool:
+                now: datetime, zone: tzinfo) -> bool:
     """Queue the member's mail and the moderators' notices; True if the member's went out."""
     address = member["address"]
     values: dict[str, object] = {
@@ -75,7 +84,7 @@ async def _tell(db: aiosqlite.Connection, mlist: ListConfig, member: aiosqlite.R
         "name": member["display_name"] or address,
         "score": int(member["bounce_score"]),
         "threshold": mlist.bounce_threshold,
-        "last_bounce": (member["last_bounce_at"] or "-")[:10],
+        "last_bounce": _when(member["last_bounce_at"], zone, mlist.language),
         "last_error": await _last_failure(db, address),
     }
     msg = compose(mlist, to=address, template="member_disabled", language=member["language"],
@@ -111,7 +120,7 @@ async def notify_disabled(ctx: Context) -> int:
                 ) as cur:
                     if await cur.fetchone() is None:
                         continue
-                told = await _tell(db, mlist, row, now)
+                told = await _tell(db, mlist, row, now, ZoneInfo(ctx.config.server.timezone))
             event("disabled_notified", list=mlist.address, member=row["address"],
                   member_mailed=told, moderators=len(mlist.moderators))
             done += 1

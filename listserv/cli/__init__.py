@@ -8,5 +8,5 @@ exit status, never a traceback.
 Core: (none)
 Shell: main, admin
 May import: config, daemon, delivery, errors, intake, listserv, log, mail,
-            membership, moderation, ops, store
+            membership, moderation, ops, store, texts
 """

@@ -19,6 +19,7 @@ from listserv.cli import admin
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
 from listserv.ops import backup, health
+from listserv.texts.render import override_problems
 
 EXIT_FAULT = 1
 EXIT_CONFIG = 2
@@ -73,6 +74,11 @@ async def _check(cfg: Config) -> int:
             signing.Signer.from_config(cfg.dkim)
         except (OSError, ValueError, ConfigError) as exc:
             raise ConfigError(f"{cfg.path}: [dkim] private_key: {exc}") from None
+    for i, mlist in enumerate(cfg.lists):
+        problems = override_problems(mlist.texts_dir) if mlist.texts_dir else []
+        if problems:
+            raise ConfigError(f"{cfg.path}: [lists.{i}] texts_dir: {mlist.texts_dir}/"
+                              f"{problems[0]}")
     names = ", ".join(m.address for m in cfg.lists)
     print(f"{cfg.path}: OK ({len(cfg.lists)} list(s): {names}; "
           f"{cfg.server.protocol} on {cfg.server.host}:{cfg.server.port}; "

@@ -49,6 +49,8 @@ class Verb(StrEnum):
     WHO = "who"
     INVITE = "invite"
     REMOVE = "remove"
+    NOMAIL = "nomail"
+    MAIL = "mail"
     UNKNOWN = "unknown"
 
 
@@ -83,6 +85,8 @@ _WORDS: dict[str, Verb] = {
     **dict.fromkeys(["who", "mitglieder"], Verb.WHO),
     **dict.fromkeys(["invite", "einladen"], Verb.INVITE),
     **dict.fromkeys(["remove", "entfernen"], Verb.REMOVE),
+    **dict.fromkeys(["nomail", "pausieren", "pause"], Verb.NOMAIL),
+    **dict.fromkeys(["mail", "fortsetzen", "resume"], Verb.MAIL),
 }
 _END_WORDS = frozenset({"end", "ende"})
 _ALLOWED: dict[Context, frozenset[Verb]] = {

@@ -8,7 +8,7 @@ the per-recipient results. Doing: ``sender`` claims due deliveries, signs
 hands them to a ``transports.Transport`` (``maildir`` or ``smtp``), then
 records each outcome.
 
-Core: transform, plan, outcomes
+Core: transform, footer, plan, outcomes
 Shell: signing, personal, sender, transports, maildir, smtp
 May import: bounces, clock, commands, config, errors, log, store, texts
 """

@@ -14,8 +14,9 @@ Choices:
   inline PGP) get no footer, not even as an outer wrapper: a wrapper makes
   Outlook show the post as an attachment, and List-Unsubscribe says how to
   leave anyway.
-* multipart/mixed gets the footer as a last inline text/plain part, so the
-  poster's body and attachments keep their bytes.
+* The footer goes *into* the first text body (``footer.py``), never into a
+  new MIME part: Outlook shows a text part after an attachment as
+  ``ATT00001.txt``. A post without a leading text body gets no footer.
 * The poster's DKIM-Signature and ARC-* go: our changes break them and we
   do not seal ARC. Received stays; receipt requests, Bcc and local delivery
   headers (Return-Path, Delivered-To, X-Original-To) go.
@@ -25,27 +26,23 @@ Choices:
 from __future__ import annotations
 
 import copy
-import html
 import re
 from email import policy as email_policy
 from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage
 from email.policy import Policy
 from typing import Literal
 
 from listserv.config import ListConfig
-from listserv.texts.render import render
+from listserv.delivery.footer import append_footer, render_footer
+
+__all__ = ["COPY_POLICY", "append_footer", "header_text", "list_copy", "list_headers",
+           "prefixed_subject", "render_footer"]
 
 #: Printing policy of every copy: the poster's header lines pass unchanged,
 #: ours are folded by their header objects.
 COPY_POLICY = email_policy.default.clone(refold_source="none")
-
-PROTECTED_TYPES = frozenset({
-    "multipart/signed", "multipart/encrypted",
-    "application/pkcs7-mime", "application/x-pkcs7-mime",
-    "application/pgp-encrypted", "application/pgp-signature",
-})
 
 _DROP_HEADERS = frozenset({
     "return-receipt-to", "disposition-notification-to", "x-confirm-reading-to",
@@ -54,21 +51,6 @@ _DROP_HEADERS = frozenset({
 })
 _DROP_PREFIXES = ("list-", "arc-")
 
-_BROKEN_STRUCTURE = frozenset({
-    "StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect",
-    "MultipartInvariantViolationDefect", "NoBoundaryInMultipartDefect",
-})
-
-#: Charsets a changed text part keeps; others (utf-16, iso-2022-jp, ...) do not
-#: survive line-based re-encoding, so such a part is re-encoded as UTF-8.
-_KEPT_CHARSETS = frozenset(
-    ["us-ascii", "utf-8"]
-    + [f"iso-8859-{n}" for n in range(1, 16)]
-    + [f"windows-{n}" for n in range(1250, 1259)]
-)
-
-_PGP_ARMOR = re.compile(r"^-----BEGIN PGP (SIGNED )?MESSAGE-----", re.MULTILINE)
-_ABSENT = "\0"
 
 PosterHeader = Literal["Reply-To", "Cc"]
 
@@ -274,125 +256,3 @@ def _rewrite_from(msg: EmailMessage, mlist: ListConfig, poster_header: PosterHea
             return
     if not any(k.lower() == "reply-to" for k, _ in msg.raw_items()):
         msg["Reply-To"] = poster
-
-
-# -- footer ------------------------------------------------------------------
-
-
-def render_footer(
-    mlist: ListConfig, *, unsubscribe_url: str | None = None, member: str | None = None
-) -> str:
-    """The footer text from ``texts/<language>/footer.txt``.
-
-    A template line that names a value we do not have (``$unsubscribe_url``
-    without a web endpoint, ``$member`` in a copy shared by all members) is
-    left out, so one template serves every case.
-    """
-    text = render(
-        mlist.language, "footer",
-        list_name=_one_line(mlist.display_name),
-        list_address=mlist.address,
-        leave_address=mlist.sub_address("leave"),
-        unsubscribe_url=_url(unsubscribe_url) if unsubscribe_url else _ABSENT,
-        member=_one_line(member) if member else _ABSENT,
-    ).body
-    lines = [line for line in text.splitlines() if _ABSENT not in line]
-    return "\n".join(lines).strip("\n") + "\n"
-
-
-def append_footer(msg: EmailMessage, footer: str) -> bool:
-    """Add ``footer`` where the members will read it; False if we must not."""
-    ctype = msg.get_content_type()
-    if (_structure_broken(msg) or ctype in PROTECTED_TYPES
-            or msg.get_content_disposition() == "attachment"):
-        return False
-    if ctype == "multipart/mixed":
-        part = MIMEPart(policy=msg.policy)
-        _set_text(part, footer, "plain", charset="us-ascii", cte="7bit")
-        part["Content-Disposition"] = "inline"
-        msg.attach(part)
-        return True
-    branches = list(msg.iter_parts()) if ctype == "multipart/alternative" else [msg]
-    targets = [t for branch in branches if (t := _body_of(branch)) is not None]
-    texts = [t.get_content() for t in targets]
-    if not targets or any(_PGP_ARMOR.search(text) for text in texts):
-        return False  # nothing to add to, or inline PGP that a footer would spoil
-    for target, text in zip(targets, texts, strict=True):
-        _append(target, text, footer)
-    if "MIME-Version" not in msg:
-        msg["MIME-Version"] = "1.0"
-    return True
-
-
-def _structure_broken(msg: EmailMessage) -> bool:
-    """A multipart the parser had to guess at: re-printing it could move parts."""
-    for part in msg.walk():
-        if any(type(d).__name__ in _BROKEN_STRUCTURE for d in part.defects):
-            return True
-        if part.get_content_maintype() == "multipart" and not part.is_multipart():
-            return True
-    return False
-
-
-def _body_of(part: EmailMessage) -> EmailMessage | None:
-    """The text/plain or text/html body of a message or of one alternative."""
-    if part.get_content_disposition() == "attachment":
-        return None
-    if part.get_content_type() in ("text/plain", "text/html"):
-        return part
-    if part.get_content_type() == "multipart/related":
-        root = next(part.iter_parts(), None)
-        if root is not None and root.get_content_type() == "text/html":
-            return root
-    return None
-
-
-def _append(part: EmailMessage, text: str, footer: str) -> None:
-    if part.get_content_subtype() == "html":
-        block = _html_footer(footer)
-        at = text.lower().rfind("</body")
-        text = text[:at] + block + text[at:] if at >= 0 else text + block
-    else:
-        text = text + ("" if not text or text.endswith("\n") else "\n") + footer
-    charset = (part.get_content_charset() or "us-ascii").lower()
-    old_cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
-    _set_text(part, text, part.get_content_subtype(), charset=charset, cte=old_cte)
-
-
-def _set_text(part: MIMEPart, text: str, subtype: str, *, charset: str, cte: str) -> None:
-    """Set a text body, keeping the part's other Content-* headers and params."""
-    if charset not in _KEPT_CHARSETS:
-        charset = "utf-8"
-    try:
-        data = text.encode(charset)
-    except UnicodeEncodeError:
-        charset, data = "utf-8", text.encode("utf-8")
-    if data.isascii() and max(map(len, data.splitlines()), default=0) <= 998:
-        cte = "7bit"
-    elif cte != "base64":
-        cte = "quoted-printable"  # never 8bit: a relay's 8bit->QP conversion breaks DKIM
-    params = {k: v for k, v in part.get_params(header="content-type", failobj=[])[1:]
-              if k.lower() != "charset"} if part.get("Content-Type") else {}
-    kept = [(k, v) for k, v in part.raw_items()
-            if k.lower().startswith("content-")
-            and k.lower() not in ("content-type", "content-transfer-encoding")]
-    # MIMEPart's method: EmailMessage's would add MIME-Version to inner parts.
-    MIMEPart.set_content(part, text, subtype=subtype, charset=charset, cte=cte, params=params)
-    for name, value in kept:
-        part[name] = re.sub(r"\r?\n", "", str(value))  # unfold: the policy refuses line breaks
-
-
-def _html_footer(footer: str) -> str:
-    lines = []
-    for line in footer.splitlines():
-        if line and set(line) <= set("_-"):
-            lines.append("<hr>")
-            continue
-        line = html.escape(line)
-        line = re.sub(r"https?://[^\s<>\"']+", lambda m: f'<a href="{m[0]}">{m[0]}</a>', line)
-        line = re.sub(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
-                      lambda m: f'<a href="mailto:{m[0]}">{m[0]}</a>', line)
-        lines.append(line + "<br>")
-    block = '\n<div class="list-footer">\n' + "\n".join(lines) + "\n</div>\n"
-    # ASCII with character references fits any charset the HTML declares.
-    return block.encode("ascii", "xmlcharrefreplace").decode("ascii")

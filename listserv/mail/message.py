@@ -12,6 +12,7 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
@@ -51,6 +52,23 @@ def parse(raw: bytes) -> EmailMessage:
 def one_line(text: str, limit: int = 200) -> str:
     """User text made safe for a header we build: no CR/LF/NUL, bounded length."""
     return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def decode_words(text: str) -> str:
+    """RFC 2047 encoded words as text: ``=?iso-8859-1?Q?M=FCller?=`` is ``Müller``.
+
+    Used once where a name enters (a From, a CSV import, the migration of
+    names stored before), so everything after stores and shows text. Text
+    without encoded words, and words that do not decode (an unknown
+    charset), come back as they were; never raises.
+    """
+    if "=?" not in text:
+        return one_line(text, 500)
+    try:
+        decoded = str(make_header(decode_header(text)))
+    except Exception:  # unknown charset, broken base64: keep what we have
+        return one_line(text, 500)
+    return one_line(decoded, 500)
 
 
 def normalise_address(value: str) -> str | None:
@@ -96,7 +114,8 @@ def sender_of(msg: EmailMessage, envelope_from: str = "") -> Sender:
     if address is not None:
         local = addr.strip().strip("<>").strip().rpartition("@")[0]
         as_given = f"{local}@{address.rpartition('@')[2]}"
-    return Sender(address=address, display_name=one_line(name, 100), raw=one_line(raw or addr),
+    return Sender(address=address, display_name=one_line(decode_words(name), 100),
+                  raw=one_line(raw or addr),
                   as_given=as_given)
 
 

@@ -1,7 +1,8 @@
 """Membership: joining and leaving by mail, the member rows and the consent log.
 
 ``actions`` is what a membership command does (subscribe, confirm, approve,
-unsubscribe, invite, remove, ``who``), each in one transaction with its
+unsubscribe, invite, remove, pause and resume, ``who``, the moderator's
+acknowledgement), each in one transaction with its
 consent record and its answer. ``members`` reads and writes the member
 rows and the consent log (export and erasure for the DSGVO).
 ``memberfile`` reads a member list exported from Outlook or Excel.

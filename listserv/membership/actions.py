@@ -33,7 +33,8 @@ from listserv.mail.message import message_id, normalise_address, one_line, refer
 from listserv.mail.text import body_text, fresh_lines
 from listserv.membership import members
 from listserv.outbox.respond import answer, notify
-from listserv.texts.compose import compose
+from listserv.texts.compose import compose, person
+from listserv.texts.render import render
 
 
 def guess_language(req: Request) -> str:
@@ -41,10 +42,12 @@ def guess_language(req: Request) -> str:
     text = " ".join([subject(req.msg), *fresh_lines(body_text(req.msg))[:8]]).lower()
     words = set(text.replace(",", " ").replace(".", " ").split())
     english = len(words & {"please", "subscribe", "unsubscribe", "join", "leave", "help",
-                           "the", "me", "list", "thanks", "confirm", "remove", "add"})
+                           "the", "me", "list", "thanks", "confirm", "remove", "add",
+                           "nomail", "resume", "pause"})
     german = len(words & {"bitte", "anmelden", "abmelden", "hilfe", "mich", "den", "der",
                           "die", "verteiler", "danke", "und", "ich", "aufnehmen",
-                          "austragen", "eintragen", "bestätigen", "grüße"})
+                          "austragen", "eintragen", "bestätigen", "grüße", "pausieren",
+                          "fortsetzen"})
     if english > german:
         return "en"
     if german > english:
@@ -54,21 +57,23 @@ def guess_language(req: Request) -> str:
 
 async def reply(
     db: aiosqlite.Connection, req: Request, template: str, *, to: str | None = None,
-    language: str | None = None, token: str | None = None, also_other: bool = False,
-    **values: object,
+    language: str | None = None, token: str | None = None, capped: bool = True,
+    to_name: str = "", **values: object,
 ) -> bool:
-    """Answer the request's sender (rate-limited) with ``template``."""
+    """Answer the request's sender with ``template``, in one language.
+
+    ``capped=False`` for mail the person asked for (``outbox.respond``): it is
+    sent even when her address has had its answers for the day.
+    """
     rcpt = to or req.sender
     assert rcpt is not None
-    lang = language or req.language
-    other = ("en" if lang == "de" else "de") if also_other else None
     msg = compose(
-        req.mlist, to=rcpt, template=template, language=lang, now=req.now,
-        values={"address": rcpt, **values}, token=token, also_in=other,
+        req.mlist, to=rcpt, template=template, language=language or req.language, now=req.now,
+        values={"address": rcpt, **values}, token=token, to_name=to_name,
         in_reply_to=message_id(req.msg), references=references(req.msg),
     )
     return await answer(db, req.mlist, msg, to=rcpt, now=req.now, kind=template,
-                        inbox_id=req.item.id)
+                        inbox_id=req.item.id, capped=capped)
 
 
 async def notify_moderators(
@@ -76,11 +81,23 @@ async def notify_moderators(
     to: list[str] | None = None, **values: object,
 ) -> None:
     mlist = req.mlist
+    if "address" in values and "person" not in values:
+        values["person"] = person(str(values.get("name", "")), str(values["address"]))
     for moderator in to or list(mlist.moderators):
         msg = compose(mlist, to=moderator, template=template, language=mlist.language,
                       now=req.now, values=values, token=token, kind="auto-generated")
         await notify(db, mlist, msg, rcpts=[moderator], now=req.now, kind=template,
                      inbox_id=req.item.id)
+
+
+async def acknowledge(db: aiosqlite.Connection, req: Request, template: str,
+                      **values: object) -> None:
+    """One short mail to the moderator who decided by mail: what her reply did.
+
+    A notice, so never held back by the reply cap; it carries no token, so
+    answering it changes nothing.
+    """
+    await notify_moderators(db, req, template, token=None, to=[req.sender or ""], **values)
 
 
 # -- join ------------------------------------------------------------------------
@@ -106,7 +123,7 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
                                    address=address, now=req.now, days=mlist.token_days,
                                    requester=address, data=data)
         await notify_moderators(db, req, "approve_member", token=token, address=address,
-                                name=req.display_name or "-")
+                                name=req.display_name)
         await members.log_consent(db, list_address=mlist.address, address=address,
                                   event="subscribe_requested", now=req.now,
                                   message_id=message_id(req.msg), peer=req.item.peer)
@@ -115,8 +132,7 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
     token = await tokens.issue(db, action=Action.SUBSCRIBE, list_address=mlist.address,
                                address=address, now=req.now, days=mlist.token_days,
                                requester=address, data=data)
-    if not await reply(db, req, "confirm_subscribe", token=token, also_other=True,
-                       days=mlist.token_days):
+    if not await reply(db, req, "confirm_subscribe", token=token, days=mlist.token_days):
         return "dropped (rate limit)"
     await members.log_consent(db, list_address=mlist.address, address=address,
                               event="subscribe_requested", now=req.now,
@@ -140,11 +156,14 @@ async def add_and_welcome(
         language=language, event=event, token_hash=token_hash,
         message_id=message_id(req.msg), detail=detail, peer=req.item.peer,
     )
+    # She asked for this (her own reply to a token, or the moderator's decision
+    # on her request): never held back by the reply cap.
     if added:
-        await reply(db, req, "welcome", to=address, language=language)
+        await reply(db, req, "welcome", to=address, language=language, capped=False,
+                    to_name=name)
         _log_member("member_added", req, address, detail)
     else:
-        await reply(db, req, "already_member", to=address, language=language)
+        await reply(db, req, "already_member", to=address, language=language, capped=False)
     return added
 
 
@@ -172,6 +191,33 @@ async def unsubscribe(db: aiosqlite.Connection, req: Request) -> str:
     return "unsubscribe confirmation sent"
 
 
+# -- pause and resume ------------------------------------------------------------
+
+
+async def set_delivery(db: aiosqlite.Connection, req: Request, *, paused: bool) -> str:
+    """``pausieren``/``nomail`` and ``fortsetzen``/``mail``: a member pauses delivery
+    (parental leave) and resumes it; the membership and its consent stay.
+
+    Acts on the From's own row only and tells that address, so a forged
+    pause is seen at once by the member it concerns, who undoes it with one
+    word. Resuming also switches back on a member disabled for bounces: she
+    has just written from that mailbox. A non-member gets the usual answer.
+    """
+    mlist, address = req.mlist, req.sender
+    assert address is not None
+    member = await members.get(db, mlist.address, address)
+    if member is None:
+        await reply(db, req, "not_a_member")
+        return f"{'pause' if paused else 'resume'} from a non-member"
+    await members.set_status(db, list_address=mlist.address, address=address,
+                             status="nomail" if paused else "enabled")
+    await reply(db, req, "paused" if paused else "resumed", to=member.as_given,
+                language=req.language)
+    _log_member("member_paused" if paused else "member_resumed", req, address,
+                f"was {member.status}")
+    return f"delivery {'paused' if paused else 'resumed'} (was {member.status})"
+
+
 # -- moderator commands ------------------------------------------------------------
 
 
@@ -187,8 +233,11 @@ async def who(db: aiosqlite.Connection, req: Request) -> str:
         "SELECT address, display_name, status FROM members WHERE list_address = ?"
         " ORDER BY address", (req.mlist.address,)) as cursor:
         rows = list(await cursor.fetchall())
+    shown = {status: render(req.mlist.language, f"status_{status}",
+                            texts_dir=req.mlist.texts_dir).body.strip()
+             for status in ("nomail", "disabled")}
     lines = [f"{r['address']}  {r['display_name']}".rstrip()
-             + ("" if r["status"] == "enabled" else f"  ({r['status']})") for r in rows]
+             + (f"  ({shown[r['status']]})" if r["status"] in shown else "") for r in rows]
     # To the moderator's configured address (her From matched it), never elsewhere.
     await notify_moderators(db, req, "member_list", token=None, to=[req.sender or ""],
                             count=len(rows), members="\n".join(lines) or "-")
@@ -205,10 +254,10 @@ async def send_invitation(db: aiosqlite.Connection, req: Request, address: str, 
                                     "language": mlist.language, "invited_by": req.sender})
     msg = compose(mlist, to=address, template="invitation", language=mlist.language,
                   now=req.now, values={"address": address, "days": mlist.token_days},
-                  token=invitation, also_in="en" if mlist.language == "de" else "de",
-                  kind="auto-generated")
+                  token=invitation, kind="auto-generated")
+    # The moderator (token or DKIM proven) asked for it: not held back by the cap.
     await answer(db, mlist, msg, to=address, now=req.now, kind="invitation",
-                 inbox_id=req.item.id)
+                 inbox_id=req.item.id, capped=False)
     await members.log_consent(db, list_address=mlist.address, address=address,
                               event="invited", now=req.now, detail=f"by {req.sender}")
 
@@ -219,15 +268,13 @@ async def remove_by_moderator(db: aiosqlite.Connection, req: Request, address: s
     mlist = req.mlist
     member = await members.get(db, mlist.address, address)
     if member is None:
-        await notify_moderators(db, req, "moderator_done", token=None, to=[req.sender or ""],
-                                what=f"{address}: kein Mitglied / not a member")
+        await acknowledge(db, req, "ack_not_member", address=address)
         return False
     await members.remove(db, list_address=mlist.address, address=address, now=req.now,
                          event="removed", token_hash=token_hash,
                          detail=f"removed by moderator {req.sender}")
-    await reply(db, req, "removed", to=address, language=member.language)
-    await notify_moderators(db, req, "moderator_done", token=None, to=[req.sender or ""],
-                            what=f"{address}: entfernt / removed")
+    await reply(db, req, "removed", to=member.as_given, language=member.language, capped=False)
+    await acknowledge(db, req, "ack_removed", address=address, name=member.display_name)
     event("member_removed", list=mlist.address, member=address, inbox=req.item.id,
           detail=f"by moderator {req.sender}")
     return True
@@ -249,8 +296,7 @@ async def moderator_change(db: aiosqlite.Connection, req: Request, command: Comm
     if req.moderator_verified:
         if command.verb is Verb.INVITE:
             await send_invitation(db, req, target, name)
-            await notify_moderators(db, req, "moderator_done", token=None, to=[req.sender or ""],
-                                    what=f"{target}: eingeladen / invited")
+            await acknowledge(db, req, "ack_invited", address=target, name=name)
             return f"invite {target}: invitation sent (DKIM-verified moderator)"
         removed = await remove_by_moderator(db, req, target)
         return f"remove {target}: {'removed' if removed else 'not a member'} (DKIM-verified)"
@@ -260,5 +306,5 @@ async def moderator_change(db: aiosqlite.Connection, req: Request, command: Comm
                                data={"name": name})
     template = "confirm_invite" if action is Action.INVITE_REQUEST else "confirm_remove"
     await notify_moderators(db, req, template, token=token, to=[req.sender or ""],
-                            address=target, name=name or "-")
+                            address=target, name=name)
     return f"{command.verb} {target}: confirmation sent to moderator"

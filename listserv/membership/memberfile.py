@@ -13,7 +13,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from listserv.mail.message import normalise_address, one_line
+from listserv.mail.message import decode_words, normalise_address, one_line
 
 _EMAIL_HEADERS = {"e-mail", "email", "e-mail-adresse", "emailadresse", "e-mail address",
                   "email address", "mail", "adresse", "address", "e-mail 1", "e-mail-adresse 1"}
@@ -100,13 +100,15 @@ def _cell(cells: list[str], index: int | None) -> str:
 
 def _name(cells: list[str], name_col: int | None, first: int | None, last: int | None,
           email_cell: str) -> str:
+    """The person's name as text; an Outlook export may hold RFC 2047 encoded words."""
     def cell(i: int | None) -> str:
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+        return decode_words(cells[i].strip()) if i is not None and i < len(cells) else ""
 
     if cell(name_col):
         return one_line(cell(name_col), 100)
     joined = " ".join(x for x in (cell(first), cell(last)) if x)
     if joined:
         return one_line(joined, 100)
-    others = [c.strip() for c in cells if c.strip() and c != email_cell and "@" not in c]
+    others = [decode_words(c.strip()) for c in cells
+              if c.strip() and c != email_cell and "@" not in c]
     return one_line(" ".join(others[:2]), 100)

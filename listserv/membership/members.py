@@ -102,6 +102,21 @@ async def add(
     return True
 
 
+async def set_status(db: aiosqlite.Connection, *, list_address: str, address: str,
+                     status: str) -> bool:
+    """Pause (``nomail``) or resume (``enabled``) delivery; resuming clears a bounce stop."""
+    if status == "enabled":
+        cursor = await db.execute(
+            "UPDATE members SET status = 'enabled', disabled_reason = '', bounce_score = 0,"
+            " disabled_notified_at = NULL WHERE list_address = ? AND address = ?",
+            (list_address, address.lower()))
+    else:
+        cursor = await db.execute(
+            "UPDATE members SET status = ? WHERE list_address = ? AND address = ?",
+            (status, list_address, address.lower()))
+    return cursor.rowcount == 1
+
+
 async def remove(
     db: aiosqlite.Connection,
     *,

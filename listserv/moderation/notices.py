@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
+from email.utils import parsedate_to_datetime
 
+from listserv.clock import local_text
 from listserv.config import ListConfig
 from listserv.mail.message import one_line
 from listserv.mail.text import body_text, fresh_lines, header_text
 from listserv.texts.compose import WIRE, compose
+from listserv.texts.render import render
 
 
 def attachment_names(msg: Message, limit: int = 20) -> list[str]:
@@ -37,9 +41,18 @@ def attachment_names(msg: Message, limit: int = 20) -> list[str]:
     return names
 
 
-def excerpt(msg: Message, lines: int = 15) -> str:
+def excerpt(msg: Message, lines: int = 15, *, empty: str = "") -> str:
     text = fresh_lines(body_text(msg))[:lines]
-    return "\n".join(f"  | {one_line(line, 100)}" for line in text) or "  | (kein Text / no text)"
+    return "\n".join(f"  | {one_line(line, 100)}" for line in text) or f"  | {empty}"
+
+
+def sent_at(msg: Message, zone: tzinfo, language: str) -> str:
+    """The post's Date as the coordinator reads it ("30.11.2026, 13:19 Uhr"), else as written."""
+    written = one_line(header_text(msg, "Date"), 60)
+    try:
+        return local_text(parsedate_to_datetime(written), zone, language)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return written or "-"
 
 
 def human_size(size: int) -> str:
@@ -72,19 +85,21 @@ def _copy(msg: EmailMessage) -> EmailMessage:
 
 def held_notice(
     mlist: ListConfig, *, to: str, original: Message, raw: bytes, reason: str, token: str,
-    now: datetime,
+    now: datetime, zone: tzinfo = UTC,
 ) -> bytes:
     names = attachment_names(original)
+    no_text = render(mlist.language, "no_text", texts_dir=mlist.texts_dir).body.strip()
+    none = render(mlist.language, "no_attachments", texts_dir=mlist.texts_dir).body.strip()
     notice = compose(
         mlist, to=to, template="held_notice", language=mlist.language, now=now,
         values={
             "sender": one_line(header_text(original, "From"), 150) or "-",
-            "subject": one_line(header_text(original, "Subject"), 150) or "-",
-            "date": one_line(header_text(original, "Date"), 60) or "-",
+            "subject": one_line(header_text(original, "Subject"), 150),
+            "date": sent_at(original, zone, mlist.language),
             "size": human_size(len(raw)),
             "reason": reason,
-            "attachments": ", ".join(names) or "-",
-            "excerpt": excerpt(original),
+            "attachments": ", ".join(names) or none,
+            "excerpt": excerpt(original, empty=no_text),
         },
         token=token, kind="auto-generated",
     )
@@ -92,14 +107,25 @@ def held_notice(
 
 
 def owner_forward(
-    mlist: ListConfig, *, to: str, original: Message, raw: bytes, now: datetime
+    mlist: ListConfig, *, to: str, original: Message, raw: bytes, now: datetime,
+    asker: Address | None = None,
 ) -> bytes:
+    """The question to ``L-owner@D``, for one moderator.
+
+    ``asker`` (the validated From, never one of our own addresses) becomes
+    the Reply-To, so the coordinator's plain reply reaches the person who
+    asked; without one, a reply reaches ``L-owner@D`` again, never
+    ``-request``. The forward comes from ``L-owner@D`` with our loop headers.
+    """
+    reply_address = asker.addr_spec if asker is not None else mlist.owner_address
     notice = compose(
         mlist, to=to, template="owner_forward", language=mlist.language, now=now,
         values={
             "sender": one_line(header_text(original, "From"), 150) or "-",
-            "subject": one_line(header_text(original, "Subject"), 150) or "-",
+            "subject": one_line(header_text(original, "Subject"), 150),
+            "reply_address": reply_address,
         },
-        kind="auto-generated",
+        kind="auto-generated", from_address=mlist.owner_address,
+        reply_to=asker if asker is not None else Address(addr_spec=mlist.owner_address),
     )
     return attach_original(notice, raw)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from listserv.clock import iso
+from listserv.clock import from_iso, iso, local_text
 from listserv.commands import tokens
 from listserv.commands.parse import Verb
 from listserv.commands.tokens import Action, TokenRow
@@ -41,13 +42,14 @@ from listserv.mail.message import (
     subject,
 )
 from listserv.mail.text import header_text
-from listserv.membership.actions import notify_moderators
+from listserv.membership.actions import acknowledge, notify_moderators
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
 from listserv.outbox.queue import enqueue_post
 from listserv.outbox.respond import answer, notify, notify_raw
 from listserv.texts.compose import compose
+from listserv.texts.render import render
 
 
 async def gather_facts(ctx: Context, req: Request) -> Facts:
@@ -117,7 +119,8 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
                                requester=req.sender or "", data={"post": post_id})
     for moderator in mlist.moderators:
         raw = held_notice(mlist, to=moderator, original=req.msg, raw=req.item.raw,
-                          reason=_reason_text(d), token=token, now=req.now)
+                          reason=_reason_text(d, mlist), token=token, now=req.now,
+                          zone=ZoneInfo(req.timezone))
         await notify_raw(db, mlist, raw, rcpts=[moderator], now=req.now, kind="held_notice",
                          inbox_id=req.item.id, message_id=message_id_of(raw))
     if req.sender:
@@ -125,13 +128,14 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
     return f"held ({d.rule}), post {post_id}"
 
 
-def _reason_text(d: Decision) -> str:
-    german = {
-        "moderate_all": "alle Beiträge werden vor dem Versand geprüft",
-        "moderate_non_members": "der Absender ist kein Mitglied",
-        "not_addressed": "die Liste steht nicht in An/Cc (Blindkopie)",
-    }
-    return german.get(d.rule, d.reason)
+def _reason_text(d: Decision, mlist: ListConfig) -> str:
+    """Why a post is held, in the list's language (``texts/<lang>/reason_<rule>.txt``)."""
+    if d.rule in _EXPLAINED_RULES:
+        return render(mlist.language, f"reason_{d.rule}", texts_dir=mlist.texts_dir).body.strip()
+    return d.reason
+
+
+_EXPLAINED_RULES = frozenset({"moderate_all", "moderate_non_members", "not_addressed"})
 
 
 async def _tell_poster(db: aiosqlite.Connection, req: Request, template: str, **values: object
@@ -139,7 +143,7 @@ async def _tell_poster(db: aiosqlite.Connection, req: Request, template: str, **
     to = req.sender
     assert to is not None
     msg = compose(req.mlist, to=to, template=template, language=req.language, now=req.now,
-                  values={"subject": subject(req.msg) or "-", **values},
+                  values={"subject": subject(req.msg), **values},
                   in_reply_to=message_id(req.msg))
     return await answer(db, req.mlist, msg, to=to, now=req.now, kind=template,
                         inbox_id=req.item.id)
@@ -167,7 +171,24 @@ async def decide_by_reply(
         return f"post {post_id} was already decided"
     if verb == "rejected":
         await tell_rejected(db, req.mlist, post_id, reason, req.now, req.item.id)
+    await _acknowledge_post(db, req, post_id, verb)
     return f"post {post_id} {verb} by {req.sender}"
+
+
+async def _acknowledge_post(db: aiosqlite.Connection, req: Request, post_id: int, verb: str
+                            ) -> None:
+    """ "Freigegeben: »Sommerfest« geht an 104 Mitglieder" to the moderator who decided."""
+    async with db.execute("SELECT sender, subject FROM posts WHERE id = ?", (post_id,)) as cur:
+        post = await cur.fetchone()
+    async with db.execute("SELECT count(*) FROM members WHERE list_address = ?"
+                          " AND status = 'enabled'", (req.mlist.address,)) as cur:
+        counted = await cur.fetchone()
+    count = int(counted[0]) if counted else 0
+    template = {"approved": "ack_post_approved_one" if count == 1 else "ack_post_approved",
+                "rejected": "ack_post_rejected", "discarded": "ack_post_discarded"}[verb]
+    await acknowledge(db, req, template, count=count,
+                      subject=(post["subject"] if post else "") or "",
+                      sender=(post["sender"] if post else "") or "-")
 
 
 async def set_decision(db: aiosqlite.Connection, post_id: int, state: str, *, by: str,
@@ -188,9 +209,9 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
         row = await cur.fetchone()
     if row is None or "@" not in row["sender"]:
         return
-    msg = compose(mlist, to=row["sender"], template="post_rejected", language=mlist.language,
-                  now=now, values={"subject": row["subject"] or "-",
-                                   "reason": reason or "ohne Angabe / none given"})
+    msg = compose(mlist, to=row["sender"], template="post_rejected" if reason
+                  else "post_rejected_no_reason", language=mlist.language,
+                  now=now, values={"subject": row["subject"] or "", "reason": reason})
     await answer(db, mlist, msg, to=row["sender"], now=now, kind="post_rejected",
                  inbox_id=inbox_id)
 
@@ -260,8 +281,10 @@ async def remind_moderators(ctx: Context) -> int:
             (mlist.address, iso(now - timedelta(days=1))))
         if not rows:
             continue
-        listing = "\n".join(f"  - {r['created_at'][:10]}  {r['sender']}: {r['subject'] or '-'}"
-                            for r in rows)
+        zone = ZoneInfo(ctx.config.server.timezone)
+        listing = "\n".join(
+            f"  - {local_text(from_iso(r['created_at']), zone, mlist.language)}  "
+            f"{r['sender']}: »{r['subject'] or '-'}«" for r in rows)
         async with ctx.store.transaction() as db:
             for moderator in mlist.moderators:
                 msg = compose(mlist, to=moderator, template="held_reminder",
@@ -294,7 +317,7 @@ async def expire_held(ctx: Context) -> int:
                 if "@" in r["sender"]:
                     msg = compose(mlist, to=r["sender"], template="post_expired",
                                   language=mlist.language, now=now,
-                                  values={"subject": r["subject"] or "-",
+                                  values={"subject": r["subject"] or "",
                                           "days": mlist.hold_days})
                     await answer(db, mlist, msg, to=r["sender"], now=now, kind="post_expired",
                                  inbox_id=r["inbox_id"])

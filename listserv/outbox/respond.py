@@ -6,6 +6,14 @@ An *answer* goes to whoever wrote to us and counts against
 mail goes out, so a forged flood of requests for one victim address costs
 the victim at most that many mails a day. A *notice* goes to the list's
 own moderators and is not capped.
+
+The cap is against backscatter to strangers, so mail a person asked for is
+never held back by it (``capped=False``): what follows her reply to a
+token mailed to her own address (the welcome, "waiting for approval",
+"you are removed", the goodbye, a refusal), and everything to the
+moderators. It still counts in ``reply_log``, so a flood after it is
+capped as before. The first confirmation mail of a request stays capped:
+its address has proved nothing yet.
 """
 
 from __future__ import annotations
@@ -40,9 +48,13 @@ async def answer(
     now: datetime,
     kind: str,
     inbox_id: int | None,
+    capped: bool = True,
 ) -> bool:
-    """Queue an answer to ``to`` unless its daily cap is reached; True if queued."""
-    if await replies_today(db, to, now) >= mlist.replies_per_address_per_day:
+    """Queue an answer to ``to`` unless its daily cap is reached; True if queued.
+
+    ``capped=False``: mail the person asked for (see the module docstring).
+    """
+    if capped and await replies_today(db, to, now) >= mlist.replies_per_address_per_day:
         event("reply_suppressed", reason="rate_limit", rcpt=to, kind=kind,
               list=mlist.address, inbox=inbox_id)
         return False

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from listserv.clock import from_iso
+from listserv.clock import from_iso, local_text
 from listserv.commands import tokens
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, parse_commands
@@ -23,6 +23,7 @@ from listserv.log import event
 from listserv.mail.message import message_id
 from listserv.membership import members
 from listserv.membership.actions import (
+    acknowledge,
     add_and_welcome,
     is_moderator,
     notify_moderators,
@@ -74,6 +75,9 @@ async def redeem(
     on_yes, declined = _CONFIRMATIONS[row.action]
     if decision in NO:
         await _use(db, req, row, "declined")
+        if row.action in _CANCELLED:
+            await acknowledge(db, req, _CANCELLED[row.action], address=row.address,
+                              name=row.data.get("name", ""))
         return declined
     if decision not in YES:
         return await _not_understood(db, req, token)
@@ -81,12 +85,12 @@ async def redeem(
 
 
 def _local_time(req: Request, stamp: str) -> str:
-    """A stored UTC time as the coordinator reads it: "25.11.2026 10:15"."""
+    """A stored UTC time as people read it: "25.11.2026, 10:15 Uhr"."""
     try:
         moment = from_iso(stamp)
     except ValueError:
         return stamp
-    return moment.astimezone(ZoneInfo(req.timezone)).strftime("%d.%m.%Y %H:%M")
+    return local_text(moment, ZoneInfo(req.timezone), req.language)
 
 
 async def _use(db: aiosqlite.Connection, req: Request, row: TokenRow, outcome: str) -> bool:
@@ -108,7 +112,7 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
     th = tokens.token_hash(token)
     if await members.get(db, mlist.address, row.address):
         await _use(db, req, row, "already a member")
-        await reply(db, req, "already_member", to=row.address, language=language)
+        await reply(db, req, "already_member", to=row.address, language=language, capped=False)
         return "already a member"
     if mlist.subscription_policy == "confirm_then_approve":
         await _use(db, req, row, "confirmed")
@@ -122,7 +126,8 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
                                       requester=row.address, data=row.data)
         await notify_moderators(db, req, "approve_member", token=approval, address=row.address,
                                 name=name or "-")
-        await reply(db, req, "pending_approval", to=row.address, language=language)
+        await reply(db, req, "pending_approval", to=row.address, language=language,
+                    capped=False)
         return "confirmed; approval requested"
     await _use(db, req, row, "subscribed")
     await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
@@ -142,16 +147,19 @@ async def _approve_member(
         await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
                               event="approved", detail=f"approved by moderator {req.sender}",
                               token_hash=tokens.token_hash(token))
+        await acknowledge(db, req, "ack_member_approved", address=row.address, name=name)
         return f"member approved by {req.sender}"
     if decision is Verb.REJECT:
         await _use(db, req, row, "rejected")
-        await reply(db, req, "refused", to=row.address, language=language,
-                    reason=reason or "-")
+        await reply(db, req, "refused" if reason else "refused_no_reason", to=row.address,
+                    language=language, capped=False, reason=reason)
+        await acknowledge(db, req, "ack_member_refused", address=row.address, name=name)
         await members.log_consent(db, list_address=mlist.address, address=row.address,
                                   event="refused", now=req.now, detail=f"by {req.sender}")
         return f"member refused by {req.sender}"
     if decision is Verb.DISCARD:
         await _use(db, req, row, "discarded")
+        await acknowledge(db, req, "ack_member_discarded", address=row.address, name=name)
         return f"request discarded by {req.sender}"
     return await _not_understood(db, req, token)
 
@@ -165,7 +173,7 @@ async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, to
                          event="unsubscribed", token_hash=tokens.token_hash(token),
                          message_id=message_id(req.msg), peer=req.item.peer,
                          detail=f"confirmed by {req.sender}")
-    await reply(db, req, "goodbye", to=row.address, language=member.language)
+    await reply(db, req, "goodbye", to=member.as_given, language=member.language, capped=False)
     event("member_removed", list=req.mlist.address, member=row.address, inbox=req.item.id,
           detail="unsubscribed")
     return "unsubscribed"
@@ -174,6 +182,7 @@ async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, to
 async def _invite_request(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     await _use(db, req, row, "invitation sent")
     await send_invitation(db, req, row.address, row.data.get("name", ""))
+    await acknowledge(db, req, "ack_invited", address=row.address, name=row.data.get("name", ""))
     return f"invitation sent to {row.address}"
 
 
@@ -203,6 +212,9 @@ _CONFIRMATIONS: dict[Action, tuple[Callable[[aiosqlite.Connection, Request, Toke
     Action.INVITATION: (_invitation, "invitation declined"),
     Action.REMOVE_REQUEST: (_remove_request, "removal cancelled by moderator"),
 }
+# What the moderator hears when her "verwerfen" cancels her own invite or remove.
+_CANCELLED = {Action.INVITE_REQUEST: "ack_invite_cancelled",
+              Action.REMOVE_REQUEST: "ack_remove_cancelled"}
 # Actions where the moderator chooses between approve, reject and discard.
 _DECISIONS: dict[Action, Callable[[aiosqlite.Connection, Request, TokenRow, str, Verb | None,
                                    str], Awaitable[str]]] = {

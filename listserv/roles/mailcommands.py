@@ -29,6 +29,7 @@ from listserv.membership.actions import (
     guess_language,
     moderator_change,
     reply,
+    set_delivery,
     subscribe,
     unsubscribe,
     who,
@@ -106,6 +107,8 @@ async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
             return await who(db, req)
         if verb in (Verb.INVITE, Verb.REMOVE):
             return await moderator_change(db, req, command)
+        if verb in (Verb.NOMAIL, Verb.MAIL):
+            return await set_delivery(db, req, paused=verb is Verb.NOMAIL)
         if verb in (Verb.CONFIRM, Verb.APPROVE):
             token = command.argument or find_token(subject(req.msg))
             if token:

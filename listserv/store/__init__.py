@@ -9,5 +9,5 @@ handlers get out. A second backend (PostgreSQL) goes here, beside
 
 Core: rows, migrations
 Shell: database
-May import: clock, errors
+May import: clock, errors, mail
 """

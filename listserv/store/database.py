@@ -25,6 +25,7 @@ import aiosqlite
 
 from listserv.clock import Clock, from_iso, iso, utcnow
 from listserv.errors import StoreError
+from listserv.mail.message import decode_words
 from listserv.store.migrations import MIGRATIONS
 from listserv.store.rows import InboxItem, InboxState, NewInbound
 
@@ -55,6 +56,8 @@ class Store:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
+            # For migrations that turn stored encoded-word names into text (step 7).
+            await db.create_function("rfc2047_decode", 1, decode_words, deterministic=True)
             store = cls(db, path, clock)
             await store._migrate()
         except sqlite3.Error as exc:

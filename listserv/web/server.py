@@ -255,7 +255,7 @@ class WebServer:
             goodbye = compose(mlist, to=address, template="goodbye", language=language,
                               now=now, values={"address": address})
             await answer(db, mlist, goodbye, to=address, now=now, kind="goodbye",
-                         inbox_id=None)
+                         inbox_id=None, capped=False)   # she asked for it: never capped
         event("member_removed", list=mlist.address, member=address,
               detail="one-click unsubscribe")
         self.ctx.wake_sender()

@@ -13,10 +13,11 @@ import pytest
 
 from listserv.bounces.upkeep import decay
 from listserv.clock import iso
-from listserv.config import Config
+from listserv.config import Config, ListConfig
 from listserv.context import Context
 from listserv.daemon import Daemon
 from listserv.store.database import Store
+from listserv.texts.compose import standard_values
 from listserv.texts.render import render
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon
 from tests.delivery import test_transports as test_transports
@@ -78,7 +79,7 @@ async def test_decay_halves_quiet_scores_once_a_week(ctx: Context, clock: FakeCl
 def test_templates_fill_every_placeholder(language: str, template: str) -> None:
     values = {"address": GONE, "name": "G", "score": 5, "threshold": 5,
               "last_bounce": "2026-11-25", "last_error": "550 5.1.1 user unknown",
-              "list_name": "SAS", "owner_address": "l-owner@d.de"}
+              **standard_values(ListConfig(LIST, "SAS", (MODERATOR,)))}
     text = render(language, template, **values)
     assert text.subject and GONE in text.subject + text.body and "$" not in text.body
 
@@ -128,9 +129,9 @@ async def test_a_member_disabled_for_bounces_and_the_moderators_are_told_once(
     notices = [parsed(m.data) for m in relay.messages[before:] if m.rcpts == [MODERATOR]]
     assert len(notices) == 1
     notice = notices[0]
-    assert notice["Subject"] == f"Zustellung an {GONE} angehalten (SAS)"
+    assert notice["Subject"] == f"Zustellung an {GONE} angehalten"
     body = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "550 5.1.1 user unknown" in body and "2026-11-25" in body
+    assert "550 5.1.1 user unknown" in body and "25.11.2026, 10:00 Uhr" in body
     assert notice["Auto-Submitted"] == "auto-generated"
     # The member's own mail (English, her language) was tried, and bounced: that is fine.
     mailed = flow.query("SELECT d.state, o.kind FROM deliveries d JOIN outgoing o"
