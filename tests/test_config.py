@@ -131,7 +131,8 @@ def test_cli_config_from_environment(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "listserv", "check"], capture_output=True, text=True,
-        timeout=60, cwd=tmp_path, env={"LISTSERV_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+        timeout=60, cwd=tmp_path,
+        env={"LISTSERV_CONFIG": str(path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"{path}: OK")

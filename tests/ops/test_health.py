@@ -66,9 +66,10 @@ async def test_a_healthy_list_shows_its_numbers_and_needs_nothing(
     report = gather(cfg, T0)
     assert report.healthy, report.reasons
     text = render(report)
-    assert "listserv status at 2026-11-25 10:00 (Europe/Berlin)" in text
+    assert "listserv status at 25.11.2026, 10:00 Uhr (Europe/Berlin)" in text
     assert "members   enabled 98, disabled 2" in text
-    assert "last sent   2026-11-25 09:58 (2 min ago)" in text
+    assert "last sent   25.11.2026, 09:58 Uhr (2 min ago)" in text
+    assert "oldest due  -" in text
     assert "backup      listserv-20261125T010000Z.sqlite3 (8 h ago)" in text
     assert "held      0" in text and text.endswith("OK: nothing needs attention")
 
@@ -158,6 +159,6 @@ async def test_an_old_database_is_named_and_init_is_suggested(
     store = await Store.open(cfg.database_path)
     await store.close()
     assert await health.command(cfg) == 1
-    err = capsys.readouterr().err
-    assert f"has schema version 1, this listserv needs {MIGRATIONS[-1][0]}" in err
-    assert "listserv init" in err
+    out = capsys.readouterr().out
+    assert f"has schema version 1, this listserv needs {MIGRATIONS[-1][0]}" in out
+    assert "listserv init" in out
