@@ -124,18 +124,10 @@ def test_a_newcomer_gets_a_signed_reply_by_following_the_readme(tree: Path) -> N
     if problem is not None:
         pytest.skip(f"the embedded default listens on 127.0.0.1:8025, which is taken on this"
                     f" machine ({problem})")
-    run_daemon, _ = sh_blocks(README[:README.index(FIRST_SCREEN_HEADING)])
+    run_daemon, run_tests = sh_blocks(README[:README.index(FIRST_SCREEN_HEADING)])
     *setup, serve = run_daemon.split(" && ")
     env = newcomer_env()
-    started = time.monotonic()
-    printed = ""
-    for step in setup:
-        result = subprocess.run(step, shell=True, cwd=tree, env=env, capture_output=True,
-                                text=True, timeout=180)
-        if step.startswith("python3 -m venv") and result.returncode != 0:
-            pytest.skip(f"cannot make a virtual environment here: {result.stderr.strip()}")
-        assert result.returncode == 0, f"{step}\n{result.stdout}\n{result.stderr}"
-        printed += result.stdout
+    printed = "".join(step(command, tree, env) for command in setup)
     # init printed the record to publish; it is all a receiver would know of the key.
     record = re.search(r"^(\S+)\._domainkey\.(\S+)\. IN TXT (.+)$", printed, re.M)
     assert record, printed
@@ -167,4 +159,19 @@ def test_a_newcomer_gets_a_signed_reply_by_following_the_readme(tree: Path) -> N
     finally:
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(timeout=30) == 0
-    assert time.monotonic() - started < 90
+    # The second command in the same tree: its install, then its test run on one test file
+    # (the whole suite is what .ci/run runs; here it would run this very test again).
+    *setup, pytest_step = run_tests.split(" && ")
+    for command in setup:
+        step(command, tree, env)
+    assert "passed" in step(f"{pytest_step} -p no:cacheprovider tests/test_clock.py", tree, env)
+
+
+def step(command: str, tree: Path, env: dict[str, str]) -> str:
+    """One step of a README command, in the copy, as the operator's shell runs it."""
+    result = subprocess.run(command, shell=True, cwd=tree, env=env, capture_output=True,
+                            text=True, timeout=180)
+    if command.startswith("python3 -m venv") and result.returncode != 0:
+        pytest.skip(f"cannot make a virtual environment here: {result.stderr.strip()}")
+    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
