@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from listserv.clock import from_iso, iso
 from listserv.config import Config
 from listserv.ops import backup as backups
+from listserv.ops import preflight
 from listserv.ops.report import (
     FAILED_WINDOW,
     INBOX_STUCK_AFTER,
@@ -129,7 +130,10 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
 
 
 def database_problem(cfg: Config) -> str | None:
-    """Why there is nothing to gather yet (no database, an old schema), or None."""
+    """Why there is nothing to gather yet (no data_dir, no database, an old schema), or None."""
+    unusable = preflight.data_dir_problem(cfg)
+    if unusable is not None:
+        return f"{cfg.path}: [server] data_dir: {unusable}"
     if not cfg.database_path.is_file():
         return f"no database at {cfg.database_path} (run 'listserv init')"
     with sqlite3.connect(f"file:{cfg.database_path}?mode=ro", uri=True) as db:

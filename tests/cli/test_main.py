@@ -119,7 +119,9 @@ def test_a_data_dir_that_cannot_be_made_is_found_by_check_and_named_by_init_and_
         out = one_clear_line(listserv(command, "--config", str(config), cwd=tmp_path), 2)
         assert f"{config}: [server] data_dir: cannot create {tmp_path}/in-the-way/var:" \
                f" {tmp_path}/in-the-way is a file, not a directory" in out, command
-    for command in (["status"], ["members", "list"], ["held", "list"], ["backup"]):
+    out = one_clear_line(listserv("status", "--config", str(config), cwd=tmp_path), 1)
+    assert "[server] data_dir: cannot create" in out
+    for command in (["members", "list"], ["held", "list"], ["backup"]):
         out = one_clear_line(listserv(*command, "--config", str(config), cwd=tmp_path), 1)
         assert "run 'listserv init'" in out, command
 
