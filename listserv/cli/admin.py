@@ -95,6 +95,10 @@ def _list_and_addresses(cfg: Config, args: argparse.Namespace) -> tuple[ListConf
     member: adding on a guess is a wrong action.
     """
     first, rest = args.list, list(args.addresses)
+    for word in rest:  # "members add LIST" with the address forgotten: never the list itself
+        if cfg.find_list(word) is not None:
+            raise ConfigError(f"{cfg.path}: {word} is a list, not a member: name the"
+                              f" addresses to {args.action} after it")
     if first is None or cfg.find_list(first) is not None:
         return _list(cfg, first), rest
     close = difflib.get_close_matches(first.lower(), [m.address for m in cfg.lists], n=1,

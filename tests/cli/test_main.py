@@ -187,6 +187,8 @@ def test_cli_habits_options_anywhere_pipes_one_list_and_local_times(
     typo = listserv("members", "add", LIST.replace(".de", ".d"), "x@example.org",
                     "--config", config, cwd=tmp_path)
     assert f"did you mean {LIST}?" in one_clear_line(typo, 2)
+    forgot = listserv("members", "add", LIST, "--config", config, cwd=tmp_path)
+    assert "is a list, not a member" in one_clear_line(forgot, 2)
     listing = listserv("members", "list", "--config", config, cwd=tmp_path)
     assert listing.stdout.splitlines() == ["zoe@example.org"]
     # Times of held posts and status: the server's zone, clock.local_text's one format.
