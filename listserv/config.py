@@ -205,6 +205,9 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         if not web.base_url.startswith(("https://", "http://")):
             raise ConfigError(f"{where('web')} base_url: must start with https://")
         web = dataclasses.replace(web, base_url=web.base_url.rstrip("/"))
+        if web.port == server.port != 0:
+            raise ConfigError(f"{where('web')} port: {web.port} is the SMTP port of [server];"
+                              " give the web endpoint a port of its own")
 
     raw_lists = data.get("lists", [])
     if not isinstance(raw_lists, list) or not all(isinstance(x, dict) for x in raw_lists):

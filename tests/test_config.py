@@ -85,6 +85,13 @@ def test_bad_config_names_file_table_and_key(tmp_path: Path, tables, message: st
     assert "\n" not in text
 
 
+def test_the_web_endpoint_needs_a_port_of_its_own(tmp_path: Path) -> None:
+    path = write_config(tmp_path, server={"port": 8025},
+                        extra='[web]\nport = 8025\nbase_url = "https://x"\n')
+    with pytest.raises(ConfigError, match=r"\[web\] port: 8025 is the SMTP port of \[server\]"):
+        configuration.load(path)
+
+
 def test_not_toml(tmp_path: Path) -> None:
     path = tmp_path / "x.toml"
     path.write_text("[server\nport = 1\n")
@@ -131,7 +138,8 @@ def test_cli_config_from_environment(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "listserv", "check"], capture_output=True, text=True,
-        timeout=60, cwd=tmp_path, env={"LISTSERV_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+        timeout=60, cwd=tmp_path,
+        env={"LISTSERV_CONFIG": str(path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"{path}: OK")

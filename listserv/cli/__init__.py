@@ -7,6 +7,6 @@ exit status, never a traceback.
 
 Core: (none)
 Shell: main, admin
-May import: config, daemon, delivery, errors, intake, listserv, log, mail,
+May import: clock, config, daemon, delivery, errors, intake, listserv, log, mail,
             membership, moderation, ops, store, texts
 """

@@ -9,82 +9,127 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from listserv.clock import from_iso, local_text
 from listserv.config import Config, ListConfig
-from listserv.errors import ConfigError
+from listserv.errors import ConfigError, StoreError
 from listserv.mail.message import normalise_address, parse
 from listserv.mail.text import body_text, fresh_lines, header_text
 from listserv.membership import members as member_data
 from listserv.membership.memberfile import read_members
 from listserv.store.database import Store
 
+LIST_HELP = ("the list's address; may be left out when only one list is configured")
+
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    members = sub.add_parser("members", help="manage the members of a list")
-    msub = members.add_subparsers(dest="action", required=True)
+    """``members``, ``held`` and ``privacy``; every positional says what it wants."""
+    def leaf(group: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+        return group.add_parser(name, help=text, description=text, parents=[common])
+
+    def addresses(p: argparse.ArgumentParser, text: str) -> None:
+        p.add_argument("list", nargs="?", metavar="LIST", help=LIST_HELP)
+        p.add_argument("addresses", nargs="+", metavar="ADDRESS", help=text)
+
+    members = sub.add_parser("members", help="manage the members of a list", parents=[common])
+    msub = members.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in [("list", "print the members"), ("export", "write members as CSV")]:
-        p = msub.add_parser(name, help=text, parents=[common])
-        p.add_argument("list")
-    p = msub.add_parser("add", help="add members (no confirmation mail)", parents=[common])
-    p.add_argument("list")
-    p.add_argument("addresses", nargs="+")
-    p = msub.add_parser("remove", help="remove members (no mail)", parents=[common])
-    p.add_argument("list")
-    p.add_argument("addresses", nargs="+")
-    p = msub.add_parser("enable", help="deliver again to members disabled for bounces"
-                        " (score back to 0)", parents=[common])
-    p.add_argument("list")
-    p.add_argument("addresses", nargs="+")
-    p = msub.add_parser("import", help="import a CSV (Outlook/Excel, ; or ,, cp1252 or UTF-8)",
-                        parents=[common])
-    p.add_argument("list")
-    p.add_argument("file", type=Path)
+        leaf(msub, name, text).add_argument("list", nargs="?", metavar="LIST", help=LIST_HELP)
+    addresses(leaf(msub, "add", "add members (no confirmation mail)"), "an address to add")
+    addresses(leaf(msub, "remove", "remove members (no mail)"), "an address to remove")
+    addresses(leaf(msub, "enable", "deliver again to members disabled for bounces"
+                   " (score back to 0)"), "a member's address")
+    p = leaf(msub, "import", "import a CSV (Outlook/Excel, ; or ,, cp1252 or UTF-8)")
+    p.add_argument("list", nargs="?", metavar="LIST", help=LIST_HELP)
+    p.add_argument("file", type=Path, metavar="FILE", help="the CSV file to read")
     # DSGVO, as the membership issue names them (same as "privacy export|erase"):
-    p = msub.add_parser("export-data", help="everything stored about one address, as JSON",
-                        parents=[common])
-    p.add_argument("address")
-    p = msub.add_parser("forget", help="erase everything stored about one address",
-                        parents=[common])
-    p.add_argument("address")
+    leaf(msub, "export-data", "everything stored about one address, as JSON").add_argument(
+        "address", metavar="ADDRESS", help="the person's address")
+    leaf(msub, "forget", "erase everything stored about one address").add_argument(
+        "address", metavar="ADDRESS", help="the person's address")
 
-    held = sub.add_parser("held", help="the moderation queue")
-    hsub = held.add_subparsers(dest="action", required=True)
-    hsub.add_parser("list", help="posts waiting for a decision", parents=[common])
+    held = sub.add_parser("held", help="the moderation queue", parents=[common])
+    hsub = held.add_subparsers(dest="action", required=True, metavar="ACTION")
+    leaf(hsub, "list", "posts waiting for a decision")
     for name in ("show", "approve", "discard"):
-        p = hsub.add_parser(name, help=f"{name} a held post", parents=[common])
-        p.add_argument("id", type=int)
-    p = hsub.add_parser("reject", help="reject a held post; the reason goes to the poster",
-                        parents=[common])
-    p.add_argument("id", type=int)
-    p.add_argument("reason", nargs="*")
+        leaf(hsub, name, f"{name} a held post").add_argument(
+            "id", type=int, metavar="ID", help="the post's number, as 'held list' shows it")
+    p = leaf(hsub, "reject", "reject a held post; the reason goes to the poster")
+    p.add_argument("id", type=int, metavar="ID", help="the post's number, as 'held list' shows it")
+    p.add_argument("reason", nargs="*", metavar="REASON", help="words the poster is told")
 
-    privacy = sub.add_parser("privacy", help="DSGVO: one person's data")
-    psub = privacy.add_subparsers(dest="action", required=True)
-    p = psub.add_parser("export", help="print everything stored about an address (JSON)",
-                        parents=[common])
-    p.add_argument("address")
-    p = psub.add_parser("erase", help="delete everything stored about an address",
-                        parents=[common])
-    p.add_argument("address")
+    privacy = sub.add_parser("privacy", help="DSGVO: one person's data", parents=[common])
+    psub = privacy.add_subparsers(dest="action", required=True, metavar="ACTION")
+    leaf(psub, "export", "print everything stored about an address (JSON)").add_argument(
+        "address", metavar="ADDRESS", help="the person's address")
+    leaf(psub, "erase", "delete everything stored about an address").add_argument(
+        "address", metavar="ADDRESS", help="the person's address")
 
 
-def _list(cfg: Config, address: str) -> ListConfig:
+def _list(cfg: Config, address: str | None) -> ListConfig:
+    """The named list; with none named, the only one configured."""
+    names = ", ".join(m.address for m in cfg.lists)
+    if address is None:
+        if len(cfg.lists) == 1:
+            return cfg.lists[0]
+        raise ConfigError(f"{cfg.path}: {len(cfg.lists)} lists are configured: name one"
+                          f" ({names})")
     mlist = cfg.find_list(address)
     if mlist is None:
-        names = ", ".join(m.address for m in cfg.lists)
         raise ConfigError(f"{cfg.path}: no list {address!r} configured (lists: {names})")
     return mlist
+
+
+def _list_and_addresses(cfg: Config, args: argparse.Namespace) -> tuple[ListConfig, list[str]]:
+    """``add [LIST] ADDRESS…``: the first word is the list if it names one.
+
+    With one list configured it may be left out. A first word that is no
+    list but looks like a mistyped one is refused rather than added as a
+    member: adding on a guess is a wrong action.
+    """
+    first, rest = args.list, list(args.addresses)
+    for word in rest:  # "members add LIST" with the address forgotten: never the list itself
+        if cfg.find_list(word) is not None:
+            raise ConfigError(f"{cfg.path}: {word} is a list, not a member: name the"
+                              f" addresses to {args.action} after it")
+    if first is None or cfg.find_list(first) is not None:
+        return _list(cfg, first), rest
+    close = difflib.get_close_matches(first.lower(), [m.address for m in cfg.lists], n=1,
+                                      cutoff=0.8)
+    if len(cfg.lists) != 1 or close:
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{cfg.path}: no list {first!r} configured{hint}")
+    return cfg.lists[0], [first, *rest]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _local(cfg: Config, moment: datetime) -> str:
+    """Every time the CLI shows: the server's zone, the one format of ``clock.local_text``."""
+    return local_text(moment, ZoneInfo(cfg.server.timezone), "de")
+
+
+def _local_date(cfg: Config, header: str) -> str:
+    """A Date header in the same format; a date we cannot read is shown as written."""
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return header
+    return _local(cfg, moment)
+
+
 async def run(cfg: Config, args: argparse.Namespace) -> int:
+    if not cfg.database_path.is_file():   # never create an empty database by accident
+        raise StoreError(f"no database at {cfg.database_path} (run 'listserv init')")
     store = await Store.open(cfg.database_path)
     try:
         handler = {"members": _members, "held": _held, "privacy": _privacy}[args.command]
@@ -97,7 +142,10 @@ async def _members(cfg: Config, store: Store, args: argparse.Namespace) -> int:
     if args.action in ("export-data", "forget"):
         args.action = "export" if args.action == "export-data" else "erase"
         return await _privacy(cfg, store, args)
-    mlist = _list(cfg, args.list)
+    if args.action in ("add", "remove", "enable"):
+        mlist, args.addresses = _list_and_addresses(cfg, args)
+    else:
+        mlist = _list(cfg, args.list)
     if args.action in ("list", "export"):
         rows = await member_data.all_members(store, mlist.address)
         if args.action == "list":
@@ -186,7 +234,7 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
             "SELECT id, list_address, sender, subject, reason, created_at FROM posts"
             " WHERE state = 'held' ORDER BY id")
         for r in rows:
-            print(f"{r['id']:>5}  {r['created_at'][:16].replace('T', ' ')}  {r['list_address']}"
+            print(f"{r['id']:>5}  {_local(cfg, from_iso(r['created_at']))}  {r['list_address']}"
                   f"  {r['sender']}  {r['subject'] or '-'}  ({r['reason']})")
         print(f"{len(rows)} held post(s)", file=sys.stderr)
         return 0
@@ -199,7 +247,15 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
     if args.action == "show":
         msg = parse(row["raw"] or b"")
         for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
-            print(f"{name}: {header_text(msg, name)}")
+            value = header_text(msg, name)
+            if name == "Date":
+                value = _local_date(cfg, value)
+            print(f"{name}: {value}")
+        held_at = from_iso(row["created_at"])
+        hold_days = (cfg.find_list(row["list_address"]) or cfg.lists[0]).hold_days
+        print(f"Held since: {_local(cfg, held_at)}"
+              + (f" (expires {_local(cfg, held_at + timedelta(days=hold_days))})"
+                 if row["state"] == "held" else ""))
         print(f"State: {row['state']}  Reason: {row['reason']}  Size: {row['size']}")
         print()
         print("\n".join(fresh_lines(body_text(msg))[:30]))

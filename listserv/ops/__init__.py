@@ -4,9 +4,11 @@
 database state so a missed or doubled run is harmless. ``retention``
 deletes raw mail after ``retention_days`` (DSGVO), ``backup`` makes online
 backups, ``health`` gathers what ``listserv status`` shows and ``report``
-decides what of it needs a person.
+decides what of it needs a person (and what ``status --json`` and
+``GET /healthz`` answer); ``preflight`` is what ``serve`` checks before it
+touches anything (data_dir, the data_dir lock, free ports).
 
 Core: report
-Shell: scheduler, retention, backup, health
+Shell: scheduler, retention, backup, health, preflight
 May import: bounces, clock, commands, config, context, errors, log, moderation, store
 """

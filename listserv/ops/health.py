@@ -8,12 +8,15 @@ computes it). So ``status`` works the same whether the daemon runs or not,
 and a monitoring system can run it every few minutes: exit status 1 means
 something needs a person, with the reasons listed.
 
-What the facts mean (thresholds, reasons, the printed block) is decided in
-``report.py``; this module reads them.
+What the facts mean (thresholds, reasons, the printed block, the JSON) is
+decided in ``report.py``; this module reads them. ``snapshot`` is the one
+function behind both ``listserv status --json`` and the web endpoint's
+``GET /healthz``, so a monitoring system gets the same answer from either.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -23,12 +26,15 @@ from zoneinfo import ZoneInfo
 from listserv.clock import from_iso, iso
 from listserv.config import Config
 from listserv.ops import backup as backups
+from listserv.ops import preflight
 from listserv.ops.report import (
     FAILED_WINDOW,
     INBOX_STUCK_AFTER,
     UNDELIVERED_AFTER,
+    Delivery,
     ListHealth,
     Report,
+    facts,
     reasons_for,
     render,
 )
@@ -62,6 +68,17 @@ def next_runs(tz_name: str, now: datetime) -> list[tuple[str, datetime | None, s
     return runs
 
 
+def delivery_of(cfg: Config) -> Delivery:
+    """Where mail goes and whether it is signed, as ``serve`` says it in its first lines."""
+    if cfg.delivery.transport == "maildir":
+        to = str(cfg.server.data_dir / "outbox" / "new")
+    else:
+        to = f"{cfg.delivery.smtp_host}:{cfg.delivery.smtp_port}"
+    if cfg.dkim is None:
+        return Delivery(cfg.delivery.transport, to, None)
+    return Delivery(cfg.delivery.transport, to, cfg.dkim.selector, cfg.dkim.domain)
+
+
 def gather(cfg: Config, now: datetime | None = None) -> Report:
     """Read everything ``status`` shows; raises ``sqlite3.Error`` if the database is unusable."""
     now = now or datetime.now(UTC)
@@ -78,6 +95,11 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
                                  " AND updated_at >= ?", (day_ago,)) or 0)
         last_sent = _parse(_scalar(db, "SELECT max(updated_at) FROM deliveries"
                                        " WHERE state = 'sent'"))
+        oldest_due = _parse(_scalar(db, "SELECT min(o.created_at) FROM deliveries d"
+                                        " JOIN outgoing o ON o.id = d.outgoing_id"
+                                        " WHERE d.state IN ('pending', 'deferred')"
+                                        " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)",
+                                    (iso(now),)))
         lists = []
         for mlist in cfg.lists:
             members = _count_by(db, "SELECT status, count(*) FROM members"
@@ -102,24 +124,48 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
     report = Report(now, ZoneInfo(cfg.server.timezone), cfg.database_path, inbox, inbox_failed,
                     deliveries, failed, last_sent, lists, last_backup,
                     backups.taken_at(last_backup) if last_backup else None,
-                    next_runs(cfg.server.timezone, now))
+                    next_runs(cfg.server.timezone, now), delivery_of(cfg), oldest_due)
     report.reasons = reasons_for(report, undelivered=undelivered, stuck=stuck, created=created)
     return report
 
 
-async def command(cfg: Config) -> int:
-    """``listserv status``: print the block; exit status 1 when something needs attention."""
+def database_problem(cfg: Config) -> str | None:
+    """Why there is nothing to gather yet (no data_dir, no database, an old schema), or None."""
+    unusable = preflight.data_dir_problem(cfg)
+    if unusable is not None:
+        return f"{cfg.path}: [server] data_dir: {unusable}"
     if not cfg.database_path.is_file():
-        print(f"listserv status: no database at {cfg.database_path} (run 'listserv init')")
-        return 1
+        return f"no database at {cfg.database_path} (run 'listserv init')"
+    with sqlite3.connect(f"file:{cfg.database_path}?mode=ro", uri=True) as db:
+        have = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+    want = MIGRATIONS[-1][0]
+    if have < want:
+        return (f"database {cfg.database_path} has schema version {have}, this listserv"
+                f" needs {want}: run 'listserv init' (or start the daemon) to migrate it")
+    return None
+
+
+def snapshot(cfg: Config, now: datetime | None = None) -> dict[str, Any]:
+    """The facts as a dict: ``status --json`` and ``GET /healthz``. Blocking (sqlite3)."""
     try:
-        with sqlite3.connect(f"file:{cfg.database_path}?mode=ro", uri=True) as db:
-            have = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
-        want = MIGRATIONS[-1][0]
-        if have < want:
-            print(f"listserv status: database {cfg.database_path} has schema version {have},"
-                  f" this listserv needs {want}: run 'listserv init' (or start the daemon)"
-                  " to migrate it", file=sys.stderr)
+        problem = database_problem(cfg)
+        if problem is None:
+            return facts(gather(cfg, now))
+    except sqlite3.Error as exc:
+        problem = f"database {cfg.database_path}: {exc}"
+    return {"healthy": False, "reasons": [problem], "now": iso(now or datetime.now(UTC))}
+
+
+async def command(cfg: Config, *, as_json: bool = False) -> int:
+    """``listserv status``: print the block (or JSON); exit 1 when something needs attention."""
+    if as_json:
+        found = snapshot(cfg)
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0 if found["healthy"] else 1
+    try:
+        problem = database_problem(cfg)
+        if problem is not None:
+            print(f"listserv status: {problem}")
             return 1
         report = gather(cfg)
     except sqlite3.Error as exc:

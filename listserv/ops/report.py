@@ -1,7 +1,13 @@
 """What ``listserv status`` makes of the facts: thresholds, reasons, the printed block.
 
-Pure: a ``Report`` of counts and times in, lines of text out. The facts are
-gathered from the database by ``health.py``.
+Pure: a ``Report`` of counts and times in, lines of text (``render``) or a
+JSON-able dict (``facts``: ``status --json`` and ``GET /healthz``) out. The
+facts are gathered from the database by ``health.py``; the reasons are the
+same whichever way they are shown, so a monitoring system and a person
+never disagree about "healthy".
+
+Times for people are ``clock.local_text`` in the server's zone; times for
+machines (the JSON) are ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -9,7 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from listserv.clock import iso, local_text
 
 # When something needs attention (documented in docs/operations.md):
 UNDELIVERED_AFTER = timedelta(hours=1)    # a copy not delivered an hour after queueing
@@ -27,6 +36,20 @@ class ListHealth:
     hold_days: int
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where mail goes and whether it is signed (from the config, not the database)."""
+
+    transport: str          # "maildir" or "smtp"
+    to: str                 # the Maildir's new/ directory, or "host:port" of the relay
+    selector: str | None    # DKIM s=, None when unsigned
+    domain: str | None = None   # DKIM d=
+
+    @property
+    def unsigned_relay(self) -> bool:
+        return self.transport != "maildir" and self.selector is None
+
+
 @dataclass
 class Report:
     now: datetime
@@ -41,6 +64,8 @@ class Report:
     last_backup: Path | None
     last_backup_at: datetime | None
     next_runs: list[tuple[str, datetime | None, str]]
+    delivery: Delivery | None = None
+    oldest_due: datetime | None = None   # queued time of the oldest delivery due now
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -52,6 +77,9 @@ def reasons_for(r: Report, *, undelivered: int, stuck: int, created: datetime | 
                 ) -> list[str]:
     """Why a person is needed, one line each; none means healthy."""
     reasons = []
+    if r.delivery is not None and r.delivery.unsigned_relay:
+        reasons.append(f"mail goes to the relay {r.delivery.to} unsigned: add a [dkim] table"
+                       " and run 'listserv init' (receivers junk or refuse unsigned list mail)")
     if undelivered:
         reasons.append(f"{undelivered} deliveries still not done an hour after queueing"
                        " (relay down or refusing? see 'event=deferred' in the log)")
@@ -89,14 +117,22 @@ def _counts(counts: dict[str, int], keys: tuple[str, ...]) -> str:
 def render(r: Report) -> str:
     """The readable block ``listserv status`` prints."""
     def local(moment: datetime) -> str:
-        return moment.astimezone(r.timezone).strftime("%Y-%m-%d %H:%M")
+        return local_text(moment, r.timezone, "de")
 
     lines = [f"listserv status at {local(r.now)} ({r.timezone.key})",
-             f"database    {r.database}",
+             f"database    {r.database}"]
+    if r.delivery is not None:
+        lines.append(f"mail to     {r.delivery.transport} {r.delivery.to}, "
+                     + (f"signed (s={r.delivery.selector}, d={r.delivery.domain})"
+                           if r.delivery.selector
+                        else "UNSIGNED"))
+    lines += [
              f"inbox       {_counts(r.inbox, ('new', 'processing', 'failed'))}"
              f" ({r.inbox_failed_recent} in the last 24 h)",
              f"deliveries  {_counts(r.deliveries, ('pending', 'sending', 'deferred'))};"
              f" failed in the last 24 h: {r.deliveries_failed_recent}",
+             "oldest due  " + (f"{local(r.oldest_due)} ({_age(r.now - r.oldest_due)} ago)"
+                               if r.oldest_due else "-"),
              "last sent   " + (f"{local(r.last_sent)} ({_age(r.now - r.last_sent)} ago)"
                                if r.last_sent else "-"),
              "backup      " + (f"{r.last_backup.name} ({_age(r.now - r.last_backup_at)} ago)"
@@ -111,7 +147,7 @@ def render(r: Report) -> str:
     width = max(len(job) for job, _, _ in r.next_runs)
     soonest = sorted(r.next_runs, key=lambda run: (run[1] is None, run[1] or r.now))
     for job, when, what in soonest:
-        lines.append(f"  {local(when) if when else '-':16}  {job:{width}}  {what}")
+        lines.append(f"  {local(when) if when else '-':21}  {job:{width}}  {what}")
     lines.append("")
     if r.healthy:
         lines.append("OK: nothing needs attention")
@@ -119,3 +155,35 @@ def render(r: Report) -> str:
         lines.append("NEEDS ATTENTION:")
         lines += [f"  - {reason}" for reason in r.reasons]
     return "\n".join(lines)
+
+
+def _when(moment: datetime | None, now: datetime) -> dict[str, Any] | None:
+    if moment is None:
+        return None
+    return {"at": iso(moment), "age_seconds": max(0, int((now - moment).total_seconds()))}
+
+
+def facts(r: Report) -> dict[str, Any]:
+    """The same facts for a monitoring system: ``status --json`` and ``GET /healthz``."""
+    deliveries = {k: r.deliveries.get(k, 0) for k in ("pending", "sending", "deferred")}
+    return {
+        "healthy": r.healthy,
+        "reasons": list(r.reasons),
+        "now": iso(r.now),
+        "timezone": r.timezone.key,
+        "delivery": None if r.delivery is None else {
+            "transport": r.delivery.transport, "to": r.delivery.to,
+            "signed": r.delivery.selector is not None, "selector": r.delivery.selector,
+            "domain": r.delivery.domain},
+        "inbox": {**{k: r.inbox.get(k, 0) for k in ("new", "processing", "failed")},
+                  "failed_last_24h": r.inbox_failed_recent},
+        "deliveries": {**deliveries, "failed_last_24h": r.deliveries_failed_recent},
+        "oldest_due_delivery": _when(r.oldest_due, r.now),
+        "last_sent": _when(r.last_sent, r.now),
+        "lists": [{"address": lh.address, "members": dict(lh.members), "held": lh.held,
+                   "oldest_held": _when(lh.oldest_held, r.now), "hold_days": lh.hold_days}
+                  for lh in r.lists],
+        "last_backup": None if r.last_backup is None else {
+            "file": r.last_backup.name, **(_when(r.last_backup_at, r.now) or {})},
+        "next_runs": {job: iso(when) if when else None for job, when, _ in r.next_runs},
+    }

@@ -5,5 +5,6 @@ settings, the coordinator's desk and the archive go here.
 
 Core: (none)
 Shell: server
-May import: commands, config, context, delivery, log, mail, membership, outbox, store, texts
+May import: commands, config, context, delivery, log, mail, membership, ops, outbox, store,
+            texts
 """

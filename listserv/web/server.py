@@ -29,14 +29,20 @@ the list is delivered. Revocation: a member who leaves in any way loses the
 row, and with it the hash. Rotating the key (delete ``unsubscribe.key`` and
 ``UPDATE members SET unsubscribe_token = NULL``) revokes every link at once.
 
+``GET /healthz``: 200 when healthy, 503 otherwise, with the reasons, as JSON;
+the very facts of ``listserv status --json`` (``ops.health.snapshot``), read
+at most once a second however often it is asked.
+
 The access log is off: the URL of a request is a member's secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -48,6 +54,7 @@ from listserv.delivery.plan import unsubscribe_token
 from listserv.log import event
 from listserv.mail.message import normalise_address
 from listserv.membership import members
+from listserv.ops import health
 from listserv.outbox.respond import answer
 from listserv.store.database import Store
 from listserv.texts.compose import compose
@@ -141,6 +148,8 @@ class WebServer:
         self._secret = b""
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
+        self._health: tuple[float, dict[str, Any]] | None = None
+        self._health_lock = asyncio.Lock()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024)
@@ -148,7 +157,19 @@ class WebServer:
         app.router.add_post("/u/{token}", self.member_post)
         app.router.add_get("/l/{list_id}", self.list_page)
         app.router.add_post("/l/{list_id}", self.list_post)
+        app.router.add_get("/healthz", self.healthz)
         return app
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """200 or 503 with the reasons: the facts of ``listserv status --json``."""
+        async with self._health_lock:  # a flood of probes reads the database once a second
+            if self._health is None or time.monotonic() - self._health[0] >= 1.0:
+                found = await asyncio.to_thread(health.snapshot, self.ctx.config,
+                                                self.ctx.clock())
+                self._health = (time.monotonic(), found)
+            found = self._health[1]
+        return web.json_response(found, status=200 if found["healthy"] else 503,
+                                 headers=_HEADERS)
 
     async def start(self) -> tuple[str, int]:
         self._secret = load_secret(self.ctx.config.server.data_dir / "unsubscribe.key")

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIST, mail, write_config
+from tests.conftest import LIST, ROOT, mail, write_config
+
+#: The environment of every ``listserv`` subprocess: this tree, not an installed copy.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 class Served:
@@ -28,7 +31,7 @@ class Served:
         self.config = config
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "listserv", "serve", "--config", str(config)],
-            stderr=subprocess.PIPE, text=True, cwd=config.parent,
+            stderr=subprocess.PIPE, text=True, cwd=config.parent, env=ENV,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []

@@ -66,9 +66,10 @@ async def test_a_healthy_list_shows_its_numbers_and_needs_nothing(
     report = gather(cfg, T0)
     assert report.healthy, report.reasons
     text = render(report)
-    assert "listserv status at 2026-11-25 10:00 (Europe/Berlin)" in text
+    assert "listserv status at 25.11.2026, 10:00 Uhr (Europe/Berlin)" in text
     assert "members   enabled 98, disabled 2" in text
-    assert "last sent   2026-11-25 09:58 (2 min ago)" in text
+    assert "last sent   25.11.2026, 09:58 Uhr (2 min ago)" in text
+    assert "oldest due  -" in text
     assert "backup      listserv-20261125T010000Z.sqlite3 (8 h ago)" in text
     assert "held      0" in text and text.endswith("OK: nothing needs attention")
 
@@ -158,6 +159,47 @@ async def test_an_old_database_is_named_and_init_is_suggested(
     store = await Store.open(cfg.database_path)
     await store.close()
     assert await health.command(cfg) == 1
-    err = capsys.readouterr().err
-    assert f"has schema version 1, this listserv needs {MIGRATIONS[-1][0]}" in err
-    assert "listserv init" in err
+    out = capsys.readouterr().out
+    assert f"has schema version 1, this listserv needs {MIGRATIONS[-1][0]}" in out
+    assert "listserv init" in out
+
+
+async def test_facts_for_a_monitor_carry_the_oldest_due_delivery_and_the_same_reasons(
+    cfg: Config, store: Store
+) -> None:
+    from listserv.ops.health import snapshot
+    from listserv.ops.report import facts
+
+    await quiet_list(store)
+    queued = T0 - timedelta(minutes=20)
+    out = await insert(store, "outgoing", created_at=iso(queued), kind="post", list_address=LIST,
+                       mail_from="b@x.de", raw=b"x")
+    await insert(store, "deliveries", outgoing_id=out, rcpt="m3@x.de", domain="x.de",
+                 state="deferred", next_attempt=iso(T0 - timedelta(minutes=1)))
+    later = await insert(store, "outgoing", created_at=iso(T0 - timedelta(hours=5)),
+                         kind="post", list_address=LIST, mail_from="b@x.de", raw=b"x")
+    await insert(store, "deliveries", outgoing_id=later, rcpt="m4@x.de", domain="x.de",
+                 state="deferred", next_attempt=iso(T0 + timedelta(hours=1)))  # not due yet
+    report = gather(cfg, T0)
+    assert report.oldest_due == queued
+    found = facts(report)
+    again = snapshot(cfg, T0)      # interval jobs count from the real clock: leave them out
+    assert {k: v for k, v in found.items() if k != "next_runs"} == \
+        {k: v for k, v in again.items() if k != "next_runs"}
+    assert found["oldest_due_delivery"] == {"at": iso(queued), "age_seconds": 1200}
+    assert found["deliveries"] == {"pending": 0, "sending": 0, "deferred": 2,
+                                   "failed_last_24h": 0}
+    assert found["lists"][0]["members"] == {"enabled": 98, "disabled": 2}
+    assert found["next_runs"]["backup"] == "2026-11-26T01:30:00.000000Z"
+    assert found["delivery"] == {"transport": "maildir", "signed": False, "selector": None,
+                                 "domain": None, "to": str(cfg.server.data_dir / "outbox/new")}
+    assert found["healthy"] is False and found["reasons"] == report.reasons
+    assert "oldest due  25.11.2026, 09:40 Uhr (20 min ago)" in render(report)
+
+
+def test_a_missing_database_is_a_reason_not_a_crash(cfg: Config) -> None:
+    from listserv.ops.health import snapshot
+
+    found = snapshot(cfg, T0)
+    assert found["healthy"] is False
+    assert found["reasons"] == [f"no database at {cfg.database_path} (run 'listserv init')"]
