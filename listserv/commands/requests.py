@@ -90,6 +90,9 @@ _LEAVE_PLAIN = re.compile(
 _LEAVE_WORD = re.compile(
     r"\b(abmelden|abmeldung|austragen|streichen|löschen|loeschen|entfernen|nehmen|remove|"
     r"unsubscribe|leave|take)\b", re.IGNORECASE)
+_HINT_JOIN = re.compile(
+    r"\b(aufnehmen|aufnahme|aufgenommen|eintragen|anmelden|anmeldung|hinzufügen|subscribe|"
+    r"join|add)\b", re.IGNORECASE)
 _HINT = re.compile(
     r"\b(infos|informationen|rundmails?|mails|einladungen|newsletter)\b.{0,40}\b(bekommen|"
     r"erhalten|receive|get)\b", re.IGNORECASE)
@@ -174,9 +177,10 @@ def read_request(msg: Message, sender: str) -> Asked:
 
 def _looks_like_join(subject: str, body: list[str]) -> bool:
     for line in [subject, *body]:
-        if _EVENT.search(line) or _OTHER_PERSON.search(line) or _NEGATION.search(line):
+        if (_EVENT.search(line) or _OTHER_PERSON.search(line) or _NEGATION.search(line)
+                or _LEAVE_WORD.search(line)):
             continue
-        if _JOIN_WORD.search(line) and re.search(_LIST_NAME, line, re.IGNORECASE):
+        if _HINT_JOIN.search(line) and re.search(_LIST_NAME, line, re.IGNORECASE):
             return True
         if _SELF.search(line) and _HINT.search(line):
             return True

@@ -18,6 +18,7 @@ from listserv.config import ListConfig
 from listserv.mail.message import one_line
 from listserv.mail.text import body_text, fresh_lines, header_text
 from listserv.texts.compose import WIRE, compose
+from listserv.texts.render import render
 
 
 def attachment_names(msg: Message, limit: int = 20) -> list[str]:
@@ -72,9 +73,12 @@ def _copy(msg: EmailMessage) -> EmailMessage:
 
 def held_notice(
     mlist: ListConfig, *, to: str, original: Message, raw: bytes, reason: str, token: str,
-    now: datetime,
+    now: datetime, request_like: bool = False,
 ) -> bytes:
+    """The held-post notice; for a post that reads like a join request it also
+    offers "aufnehmen" (the line from ``held_notice_join_choice.txt``)."""
     names = attachment_names(original)
+    join_choice = render(mlist.language, "held_notice_join_choice").body if request_like else ""
     notice = compose(
         mlist, to=to, template="held_notice", language=mlist.language, now=now,
         values={
@@ -85,6 +89,7 @@ def held_notice(
             "reason": reason,
             "attachments": ", ".join(names) or "-",
             "excerpt": excerpt(original),
+            "join_choice": join_choice,
         },
         token=token, kind="auto-generated",
     )

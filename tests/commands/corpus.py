@@ -81,7 +81,7 @@ def notice(situation: str) -> tuple[str, str]:
         excerpt="  | Liebe Kolleginnen und Kollegen", days=7, list_name=MLIST.display_name,
         list_address=LIST, confirm_address=CONFIRM, subject="Sommerfest an der GS Bulmke",
         request_address="x", owner_address="x", leave_address="x", choices="",
-        extra_choices=""))
+        join_choice=""))
     return rendered.subject, rendered.body
 
 
