@@ -130,7 +130,7 @@ async def confirm_reply(db: aiosqlite.Connection, req: Request) -> str:
 
 def build_handlers(ctx: Context) -> dict[str, Handler]:
     return {
-        "request": command_handler(ctx, request_commands),
+        "request": command_handler(ctx, request_commands, after=publish_approved),
         "join": command_handler(ctx, subscribe),
         "leave": command_handler(ctx, unsubscribe),
         "confirm": command_handler(ctx, confirm_reply, after=publish_approved),
