@@ -82,7 +82,8 @@ _JOIN_PLAIN = re.compile(
     r"sign\s+me\s+up|(möchte|würde|will|would\s+like\s+to|want\s+to)\b.{0,30}\b(join|subscribe))\b",
     re.IGNORECASE)
 _JOIN_WORD = re.compile(
-    r"\b(nehmen\b.{0,80}\bauf|aufnehmen|aufnahme|aufgenommen|eintragen|eingetragen|anmelden|anmeldung|hinzufügen|"
+    r"\b(nehmen\b.{0,80}\bauf|setzen|aufnehmen|aufnahme|aufgenommen|eintragen|eingetragen|"
+    r"anmelden|anmeldung|hinzufügen|"
     r"hinzufuegen|subscribe|join|add|möchte|möchten|würde|would\s+like|want)\b", re.IGNORECASE)
 _LEAVE_PLAIN = re.compile(
     r"\b(unsubscribe|austragen|tragen\s+sie\s+mich\b.{0,40}\baus|remove\s+me|take\s+me\s+off|"
