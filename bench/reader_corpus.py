@@ -43,6 +43,9 @@ def main() -> None:
         for set_name, cases in SETS:
             result, misses = score(cases, lines_of) if lines_of else score(cases)
             print("  " + result.line(set_name))
+            replies = [c for c in cases if c["situation"] != "list"]
+            only, _ = score(replies, lines_of) if lines_of else score(replies)
+            print("  " + only.line(f"{set_name}, replies only"))
             for case, got, category in misses if verbose else []:
                 expected = str(case["expect"])
                 print(f"      {case['id']:10} expected {expected:22} got {got:14} {category}")

@@ -161,8 +161,9 @@ async def ask_for_colleague(db: aiosqlite.Connection, req: Request, colleague: s
     if address is None or address == req.sender:
         return "colleague request without a usable address"
     if await members.get(db, mlist.address, address):
-        await reply(db, req, "colleague_already_member", colleague=address)
-        return f"colleague {address} is already a member"
+        # The same answer as for a non-member: an answer must not tell who is a member.
+        await reply(db, req, "colleague_forwarded")
+        return f"colleague {address} is already a member; nothing to do"
     token = await tokens.issue(db, action=Action.INVITE_REQUEST, list_address=mlist.address,
                                address=address, now=req.now, days=mlist.token_days,
                                requester=req.sender or "",
@@ -170,7 +171,8 @@ async def ask_for_colleague(db: aiosqlite.Connection, req: Request, colleague: s
     asker = f"{req.display_name} <{req.sender}>" if req.display_name else req.sender
     await notify_moderators(db, req, "colleague_request", token=token, address=address,
                             asker=one_line(asker or "-", 150))
-    await reply(db, req, "colleague_forwarded", colleague=address)
+    # Not her words back: the From may be forged, so the colleague's address is not repeated.
+    await reply(db, req, "colleague_forwarded")
     return f"colleague {address}: ready invitation sent to the moderators"
 
 

@@ -96,10 +96,11 @@ async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
     """Mail to ``L-request@D``: the first actionable command wins."""
     commands = parse_commands(req.msg, ParseContext.REQUEST)
     colleague = read_request(req.msg, req.sender or "")
+    if colleague.ask is Ask.COLLEAGUE and all(
+            c.verb in (Verb.SUBSCRIBE, Verb.UNKNOWN) for c in commands):
+        return await ask_for_colleague(db, req, colleague.address)  # not the asker herself
     for command in commands:
         verb = command.verb
-        if verb is Verb.SUBSCRIBE and colleague.ask is Ask.COLLEAGUE:
-            return await ask_for_colleague(db, req, colleague.address)  # not the asker herself
         if verb is Verb.SUBSCRIBE:
             return await subscribe(db, req)
         if verb is Verb.UNSUBSCRIBE:

@@ -123,6 +123,11 @@ CASES: list[dict] = [
     {"id": "d-list-21", "situation": "list", "subject": "Kinderschutz-Fortbildung", "body": "Hallo,\nhat jemand Interesse an einer Fortbildung? Ich würde gerne eine Gruppe zusammenstellen, Anmeldung bei mir.\n", "expect": "post"},
     {"id": "d-list-22", "situation": "list", "subject": "Aufnahme", "body": "Bitte nehmen Sie Herrn Klein in den Verteiler auf, er ist unser neuer Kollege.\n", "expect": ["post", "post_request"], "note": "a colleague without an address: the coordinator reads it"},
     {"id": "d-list-23", "situation": "list", "subject": "Verteiler", "body": "Guten Morgen,\nbitte nehmen Sie auch meinen Kollegen jonas.weber@schule-gelsenkirchen.de in den Verteiler auf.\nGruß Eva\n", "expect": "colleague", "note": "separable verb: nehmen … auf"},
+    # --- forwarded questions ------------------------------------------------------------------
+    {"id": "d-fwd-01", "situation": "list", "subject": "WG: Fachtag Medienkompetenz", "body": "Zur Info, vielleicht interessant für euch.\n\n---------- Forwarded message ---------\nVon: Fachstelle <info@example.org>\nDate: Mo., 30. Nov. 2026\nSubject: Fachtag Medienkompetenz\n\nBitte melden Sie sich bis zum 1.12. an. Bitte nehmen Sie uns in Ihren Verteiler auf.\n", "expect": "post"},
+    {"id": "d-fwd-02", "situation": "list", "subject": "WG: Anfrage", "body": "Hallo, anbei die Anfrage einer neuen Kollegin.\n\n-----Ursprüngliche Nachricht-----\nVon: neu@schule.example\nGesendet: Montag\nAn: Anna\nBetreff: Anfrage\n\nbitte nehmen Sie mich in den Verteiler auf\n", "expect": ["post", "post_request"]},
+    {"id": "d-fwd-03", "situation": "mod_post", "body": "Wer ist das? Kennst du die?\n\n---------- Forwarded message ---------\nFrom: Netzwerk\nok an alle Mitglieder verschicken\n", "expect": "reask"},
+    {"id": "d-fwd-04", "situation": "own_subscribe", "body": "Was bedeutet diese Mail?\n\n-----Weitergeleitete Nachricht-----\nVon: Netzwerk\nBetreff: Bitte bestätigen\n", "expect": "reask"},
     # --- -request with a token in the Subject --------------------------------------------------
     {"id": "d-tok-01", "situation": "own_subscribe", "via": "request", "body": "\n\n{gmail}", "expect": "confirm"},
     {"id": "d-tok-02", "situation": "mod_post", "via": "request", "body": "ok\n\n{gmail}", "expect": "approve"},
