@@ -94,6 +94,7 @@ _PERSON_YES = frozenset({
 _THANKS = frozenset({
     "danke", "dankeschön", "vielen", "herzlichen", "besten", "thanks", "thank", "thx", "merci",
     "super", "prima", "toll", "klasse", "perfekt", "great", "top", "lg", "vg", "gruß", "grüße",
+    "dank", "schön", "sehr", "ihnen", "dir", "euch", "you", "very", "much", "so",
 })
 # The opposite of what the person is asked to confirm: that is a no.
 _LEAVE_WORDS = frozenset({"abmelden", "austragen", "unsubscribe", "löschen", "entfernen",
@@ -196,16 +197,18 @@ def _is_no(line: str, opposite: frozenset[str]) -> bool:
 
 
 def _person(lines: Sequence[str], opposite: frozenset[str]) -> Reading:
-    """Her own request: anything but a no is a yes; a yes and a no together, ask again."""
-    explicit_yes = False
+    """Her own request: anything but a no is a yes. A no after a yes or thanks ("Danke!
+    … leider nicht dabei") may be about something else: ask again, never decline."""
+    explicit_yes = positive = False
     for line in lines:
         words = _words(line)
         if _is_no(line, opposite):
-            if explicit_yes:
+            if positive:
                 return Reading(Choice.NONE, "yes and no")
             return Reading(Choice.NO, "no")
         if words and words[0] in _PERSON_YES:
             explicit_yes = True
+        positive = positive or not words or set(words) <= _PERSON_YES | _THANKS
     first = _words(lines[0])
     lead = first[0] if first else ""
     if "?" in lines[0] and lead not in _PERSON_YES and lead not in _THANKS:

@@ -37,6 +37,8 @@ CASES: list[dict] = [
     {"id": "d-own-33", "situation": "own_subscribe", "body": "Super 👍\n-- \nJana\n\n{gmail}", "expect": "confirm"},
     {"id": "d-own-34", "situation": "own_subscribe", "body": "Stimmt so, danke.\n\n{gmail}", "expect": "confirm"},
     {"id": "d-own-35", "situation": "own_subscribe", "body": "abmelden\n\n{gmail}", "expect": "decline", "note": "the opposite of what the notice asks"},
+    {"id": "d-own-36", "situation": "own_subscribe", "body": "Vielen Dank!\nIch konnte beim letzten Treffen leider nicht dabei sein.\n\n{gmail}", "expect": "confirm", "note": "a no about something else: asked again is safe, not right"},
+    {"id": "d-own-37", "situation": "own_subscribe", "body": "Danke.\nBitte nicht.\n\n{gmail}", "expect": ["reask", "decline"]},
     # --- own leave confirmation, invitations ---------------------------------------------------
     {"id": "d-out-01", "situation": "own_unsubscribe", "body": "\n\n{gmail}", "expect": "confirm"},
     {"id": "d-out-02", "situation": "own_unsubscribe", "body": "Danke für die Zeit!\n\n{outlook}", "expect": "confirm"},
