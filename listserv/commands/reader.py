@@ -115,6 +115,8 @@ _REASON_WORDS = frozenset({"ablehnen", "abgelehnt", "reject", "rejected"})
 _CONDITION = re.compile(
     r"\b(aber|jedoch|allerdings|erst|später|noch|sondern|falls|wenn|but|later|after|"
     r"wait|warte\w*|unless|if)\b|\?", re.IGNORECASE)
+_PERSON_CONDITION = re.compile(r"\b(aber\s+erst|erst\s+(nach|wenn|ab)|unless|only\s+after|"
+                               r"but\s+(only|first|wait))\b", re.IGNORECASE)
 _ABSENT = re.compile(
     r"\b(nicht\s+im\s+(büro|haus|dienst)|au(ß|ss)er\s+haus|abwesen\w*|im\s+urlaub|urlaubsbedingt|"
     r"elternzeit|mutterschutz|wieder\s+(im\s+büro|erreichbar|da)|nicht\s+erreichbar|"
@@ -207,6 +209,8 @@ def _person(lines: Sequence[str], opposite: frozenset[str]) -> Reading:
                 return Reading(Choice.NONE, "yes and no")
             return Reading(Choice.NO, "no")
         if words and words[0] in _PERSON_YES:
+            if _PERSON_CONDITION.search(line):
+                return Reading(Choice.NONE, "yes with a condition")
             explicit_yes = True
         positive = positive or not words or set(words) <= _PERSON_YES | _THANKS
     first = _words(lines[0])

@@ -160,3 +160,20 @@ def test_hostile_long_lines_stay_cheap() -> None:
         for asker in Asker:
             read_reply(msg, asker)
         assert time.perf_counter() - started < 3.0, line[:20]
+
+
+NEGATED = st.sampled_from([
+    "nicht freigeben", "bitte nicht veröffentlichen", "keine Aufnahme", "nicht aufnehmen",
+    "don't approve", "do not approve", "Bitte NICHT freigeben!", "ok, aber nicht heute",
+    "ja, aber erst nach Rücksprache", "Nicht verschicken"])
+
+
+@settings(max_examples=150)
+@given(negated=NEGATED, greeting=st.sampled_from(["", "Hallo,\n", "Liebe Sabine,\n\n"]),
+       tail=st.sampled_from(["", "\nLG", "\n\nVon meinem iPhone gesendet",
+                             "\n\nAm 1.12. schrieb N:\n> ok"]))
+def test_a_negated_or_conditional_word_is_never_a_yes_for_anyone(
+        negated: str, greeting: str, tail: str) -> None:
+    body = f"{greeting}{negated}{tail}\n"
+    assert read_reply(mail(body), MOD).choice is Choice.NONE
+    assert read_reply(mail(body), PERSON).choice in (Choice.NO, Choice.NONE)

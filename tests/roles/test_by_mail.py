@@ -187,3 +187,20 @@ async def test_an_out_of_office_without_headers_does_nothing(flow: Flow) -> None
                     mail_from=MODERATOR, to=str(notice["Reply-To"]))
     assert flow.query("SELECT state FROM posts")[0]["state"] == "held"
     assert len(flow.sent_to(MODERATOR)) == before    # no answer to an absence note
+
+
+async def test_a_colleague_request_to_request_is_not_the_askers_own_join(flow: Flow) -> None:
+    request = LIST.replace("@", "-request@")
+    body = f"Hallo,\nbitte nehmen Sie meine Kollegin {KRAUS} in den Verteiler auf.\n"
+    await flow.send(mail(sender=ANNA, to=request, subject="Kollegin", body=body),
+                    mail_from=ANNA, to=request)
+    assert flow.last_to(MODERATOR)["Subject"].startswith(f"Einladung bereit: {KRAUS}")
+    assert not any("Bitte bestätigen" in str(m["Subject"]) for m in flow.sent_to(ANNA))
+    # An empty answer from the coordinator sends no invitation; it names the colleague.
+    ready = flow.last_to(MODERATOR)
+    await flow.send(reply_to(ready, sender=MODERATOR, body=""), mail_from=MODERATOR,
+                    to=str(ready["Reply-To"]))
+    assert flow.sent_to(KRAUS) == []
+    asked = flow.last_to(MODERATOR)
+    assert asked["Subject"].startswith(f"Ihre Antwort enthielt keine Entscheidung: Einladung an "
+                                       f"{KRAUS}")
