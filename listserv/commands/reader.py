@@ -103,7 +103,7 @@ _STAY_WORDS = frozenset({"bleiben", "drinbleiben", "stay", "remain"})
 _OPPOSITE = {"join": _LEAVE_WORDS, "leave": _STAY_WORDS}
 _POLITE = frozenset({"bitte", "gerne", "gern", "please", "dann", "also", "hiermit", "ich"})
 _MODERATOR_WORDS: dict[str, Choice] = {
-    **dict.fromkeys(["ok", "okay", "ja", "yes", "freigeben", "freigegeben", "approve",
+    **dict.fromkeys(["ok", "okay", "ja", "yes", "freigeben", "freigegeben", "freigabe", "approve",
                      "approved", "veröffentlichen", "verschicken", "bestätigen", "bestätige",
                      "bestaetigen", "confirm"], Choice.YES),
     **dict.fromkeys(["ablehnen", "abgelehnt", "reject", "rejected", "nein", "no"], Choice.NO),

@@ -134,7 +134,10 @@ def body_text(msg: Message) -> str:
 
 _ATTRIBUTION_START = re.compile(r"^(am|on)\s.*\d", re.IGNORECASE)
 _ATTRIBUTION_END = re.compile(r"\b(schrieb|wrote|a écrit)\b.*:\s*$", re.IGNORECASE)
-_SHORT_ATTRIBUTION = re.compile(r"^.{0,100}\b(schrieb|wrote)\s*:\s*$", re.IGNORECASE)
+# "X schrieb:", and Lotus Notes' "X/Stadt/GE@STADT schrieb am 30.11.2026 10:15:" (whose
+# original follows without quote marks: everything below is the original).
+_SHORT_ATTRIBUTION = re.compile(
+    r"^.{0,100}\b(schrieb|wrote)(\s+(am|on)\s[^:]{0,40}(:\d\d)?)?\s*:\s*$", re.IGNORECASE)
 # "-----Ursprüngliche Nachricht-----", "---------- Forwarded message ---------", and
 # Outlook web's line of underscores. No dash inside the words: keeps the regex linear.
 _SEPARATOR = re.compile(r"^(-{2,}[^-]*\b(nachricht|message)\b[^-]*-{2,}|_{10,})$", re.IGNORECASE)
@@ -142,9 +145,11 @@ _HEADER_FROM = re.compile(r"^\*?(von|from)\s*:\*?\s*\S", re.IGNORECASE)
 _HEADER_NEXT = re.compile(
     r"^\*?(gesendet|sent|an|to|betreff|subject|datum|date|cc)\s*:", re.IGNORECASE
 )
+_HEADER_SENT = re.compile(r"^\*?(gesendet|sent|datum|date)\s*:\*?\s*\S", re.IGNORECASE)
 _MOBILE = re.compile(
     r"^(((gesendet|sent|envoyé)\s+(von|from|mit|with|via|de)\b)|von meinem\b.*\bgesendet\b|"
-    r"get outlook for\b|diese nachricht wurde von meinem\b)",
+    r"get outlook for\b|holen sie sich outlook\b|outlook für (android|ios) herunterladen|"
+    r"diese nachricht wurde von meinem\b)",
     re.IGNORECASE,
 )
 _CLOSING = re.compile(
@@ -190,6 +195,9 @@ def _marker(lines: list[str], i: int) -> str | None:
     if _HEADER_FROM.match(line):
         outlook = any(_HEADER_NEXT.match(_norm(nxt)) for nxt in lines[i + 1 : i + 5])
         return "end" if outlook else None
+    if _HEADER_SENT.match(line):  # GMX, web.de: "Gesendet:" comes before "Von:"
+        following = lines[i + 1 : i + 4]
+        return "end" if any(_HEADER_FROM.match(_norm(nxt)) for nxt in following) else None
     if _ATTRIBUTION_START.match(line):
         following = _norm(lines[i + 1][:_MAX_MARKER_CHARS]) if i + 1 < len(lines) else ""
         for candidate in (line, f"{line} {following}"):

@@ -14,7 +14,8 @@ A case (``corpus_dev.py``, ``corpus_heldout.py``) is a dict:
 Quote macros in a body are replaced by the notice quoted as each client does:
 ``{gmail}`` ``{apple}`` ``{ios}`` ``{tb}`` ``{outlook}`` (line + "Von:" block)
 ``{outlook_plain}`` (the block alone) ``{orig}`` ("-----Ursprüngliche
-Nachricht-----") ``{en_gmail}`` ``{en_outlook}``.
+Nachricht-----") ``{en_gmail}`` ``{en_outlook}`` ``{gmx}`` (GMX/web.de:
+"Gesendet:" before "Von:") ``{notes}`` (Lotus Notes: "… schrieb am …:", no quote marks).
 
 Outcomes: confirm, decline, approve, reject, discard, join, reask, ignore (no
 answer), and for the list address subscribe, unsubscribe, colleague, post,
@@ -102,6 +103,9 @@ def _quotes(subject: str, body: str) -> dict[str, str]:
         "orig": f"-----Ursprüngliche Nachricht-----\n{block}",
         "en_gmail": f"On Mon, Nov 30, 2026 at 10:15 AM {frm} wrote:\n{quoted}",
         "en_outlook": f"________________________________\n{en_block}",
+        "gmx": (f"Gesendet: Montag, 30. November 2026 um 10:15 Uhr\nVon: {frm}\nAn: {PERSON}\n"
+                f"Betreff: {subject}\n\n{body}"),
+        "notes": f"Netzwerk/Stadt/GE@STADT schrieb am 30.11.2026 10:15:\n\n{body}",
     }
 
 

@@ -125,6 +125,15 @@ CASES: list[dict] = [
     {"id": "d-list-21", "situation": "list", "subject": "Kinderschutz-Fortbildung", "body": "Hallo,\nhat jemand Interesse an einer Fortbildung? Ich würde gerne eine Gruppe zusammenstellen, Anmeldung bei mir.\n", "expect": "post"},
     {"id": "d-list-22", "situation": "list", "subject": "Aufnahme", "body": "Bitte nehmen Sie Herrn Klein in den Verteiler auf, er ist unser neuer Kollege.\n", "expect": ["post", "post_request"], "note": "a colleague without an address: the coordinator reads it"},
     {"id": "d-list-23", "situation": "list", "subject": "Verteiler", "body": "Guten Morgen,\nbitte nehmen Sie auch meinen Kollegen jonas.weber@schule-gelsenkirchen.de in den Verteiler auf.\nGruß Eva\n", "expect": "colleague", "note": "separable verb: nehmen … auf"},
+    # --- more clients ---------------------------------------------------------------------------
+    {"id": "d-cli-01", "situation": "own_subscribe", "body": "\n\n{gmx}", "expect": "confirm", "note": "GMX block, the notice below says 'nicht'"},
+    {"id": "d-cli-02", "situation": "mod_post", "body": "ok\n\n{gmx}", "expect": "approve"},
+    {"id": "d-cli-03", "situation": "own_subscribe", "body": "\n{notes}", "expect": "confirm", "note": "Lotus Notes attribution, unquoted original"},
+    {"id": "d-cli-04", "situation": "mod_post", "body": "verwerfen\n\n{notes}", "expect": "discard"},
+    {"id": "d-cli-05", "situation": "mod_post", "body": "\n\nHolen Sie sich Outlook für Android\n\n{outlook}", "expect": "reask"},
+    {"id": "d-cli-06", "situation": "mod_post", "body": "Freigabe erteilt.\n\n{gmail}", "expect": "approve"},
+    {"id": "d-cli-07", "situation": "own_unsubscribe", "body": "\n\nGesendet mit der WEB.DE Mail App\n\n{gmx}", "expect": "confirm"},
+    {"id": "d-cli-08", "situation": "own_subscribe", "body": "Ja\nSabine Kowalski\nSchulsozialarbeit GS Bulmke\nTel. 0209 12345\n\n{gmx}", "expect": "confirm"},
     # --- forwarded questions ------------------------------------------------------------------
     {"id": "d-fwd-01", "situation": "list", "subject": "WG: Fachtag Medienkompetenz", "body": "Zur Info, vielleicht interessant für euch.\n\n---------- Forwarded message ---------\nVon: Fachstelle <info@example.org>\nDate: Mo., 30. Nov. 2026\nSubject: Fachtag Medienkompetenz\n\nBitte melden Sie sich bis zum 1.12. an. Bitte nehmen Sie uns in Ihren Verteiler auf.\n", "expect": "post"},
     {"id": "d-fwd-02", "situation": "list", "subject": "WG: Anfrage", "body": "Hallo, anbei die Anfrage einer neuen Kollegin.\n\n-----Ursprüngliche Nachricht-----\nVon: neu@schule.example\nGesendet: Montag\nAn: Anna\nBetreff: Anfrage\n\nbitte nehmen Sie mich in den Verteiler auf\n", "expect": ["post", "post_request"]},
