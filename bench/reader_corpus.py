@@ -16,10 +16,11 @@ import sys
 from email.message import EmailMessage
 
 from listserv.mail.text import body_text
-from tests.commands import corpus_dev, corpus_heldout
+from tests.commands import corpus_dev, corpus_heldout, corpus_heldout2
 from tests.commands.corpus import score
 
-SETS = [("development", corpus_dev.CASES), ("held-out", corpus_heldout.CASES)]
+SETS = [("development", corpus_dev.CASES), ("held-out", corpus_heldout.CASES),
+        ("held-out 2", corpus_heldout2.CASES)]
 
 
 def library_lines(msg: EmailMessage) -> list[str]:

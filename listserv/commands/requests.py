@@ -98,6 +98,7 @@ _HINT = re.compile(
     r"\b(infos|informationen|rundmails?|mails|einladungen|newsletter)\b.{0,40}\b(bekommen|"
     r"erhalten|receive|get)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(nicht|kein\w*|not|don't|never)\b", re.IGNORECASE)
+_NOT_THAT = re.compile(r"\b(nicht|not)\b[^.;!?]{0,20}\b(dass|daß|that)\b", re.IGNORECASE)
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _COMMANDS = {
     "anmelden": Ask.JOIN, "subscribe": Ask.JOIN, "eintragen": Ask.JOIN, "abonnieren": Ask.JOIN,
@@ -138,12 +139,24 @@ def _self_request(line: str, subject: str) -> Ask | None:
     """A join or leave for the sender herself, or None."""
     if not _SELF.search(line) or _EVENT.search(line) or _OTHER_PERSON.search(line):
         return None
-    if _LEAVE_PLAIN.search(line) or (_LEAVE_WORD.search(line) and _OUT_OF_LIST.search(line)):
-        return None if _NEGATION.search(line) else Ask.LEAVE
+    if _NOT_THAT.search(line):  # "Ich möchte nicht, dass Sie mich austragen"
+        return None
+    leave = _LEAVE_PLAIN.search(line) or (_OUT_OF_LIST.search(line) and _LEAVE_WORD.search(line))
+    if leave:
+        return None if _NEGATION.search(_clause(line, leave.start())) else Ask.LEAVE
     named = _INTO_LIST.search(line) or (_INTO_LIST.search(subject) or _bare_list(subject))
-    if _JOIN_PLAIN.search(line) or (_JOIN_WORD.search(line) and named):
-        return None if _NEGATION.search(line) else Ask.JOIN
+    join = _JOIN_PLAIN.search(line) or (named and _JOIN_WORD.search(line))
+    if join:
+        return None if _NEGATION.search(_clause(line, join.start())) else Ask.JOIN
     return None
+
+
+def _clause(line: str, at: int) -> str:
+    """The part of the line between punctuation marks around position ``at``: a "nicht"
+    in "bitte tragen Sie mich aus, ich bin nicht mehr an der Schule" is not the request's."""
+    start = max(line.rfind(mark, 0, at) for mark in ",.;!?") + 1
+    ends = [i for i in (line.find(mark, at) for mark in ",.;!?") if i >= 0]
+    return line[start:min(ends) if ends else len(line)]
 
 
 def _bare_list(subject: str) -> bool:

@@ -125,6 +125,9 @@ CASES: list[dict] = [
     {"id": "d-list-21", "situation": "list", "subject": "Kinderschutz-Fortbildung", "body": "Hallo,\nhat jemand Interesse an einer Fortbildung? Ich würde gerne eine Gruppe zusammenstellen, Anmeldung bei mir.\n", "expect": "post"},
     {"id": "d-list-22", "situation": "list", "subject": "Aufnahme", "body": "Bitte nehmen Sie Herrn Klein in den Verteiler auf, er ist unser neuer Kollege.\n", "expect": ["post", "post_request"], "note": "a colleague without an address: the coordinator reads it"},
     {"id": "d-list-23", "situation": "list", "subject": "Verteiler", "body": "Guten Morgen,\nbitte nehmen Sie auch meinen Kollegen jonas.weber@schule-gelsenkirchen.de in den Verteiler auf.\nGruß Eva\n", "expect": "colleague", "note": "separable verb: nehmen … auf"},
+    {"id": "d-list-24", "situation": "list", "subject": "Abmeldung", "body": "Guten Tag, bitte melden Sie mich ab, ich arbeite nicht mehr in Gelsenkirchen.\n", "expect": "unsubscribe", "note": "a negation in another clause"},
+    {"id": "d-list-25", "situation": "list", "subject": "Verteiler", "body": "Ich möchte nicht mehr im Verteiler sein, bitte tragen Sie mich aus.\n", "expect": "unsubscribe"},
+    {"id": "d-list-26", "situation": "list", "subject": "Verteiler", "body": "Bitte tragen Sie mich nicht aus dem Verteiler aus, das war ein Versehen.\n", "expect": ["post", "post_request"]},
     # --- more clients ---------------------------------------------------------------------------
     {"id": "d-cli-01", "situation": "own_subscribe", "body": "\n\n{gmx}", "expect": "confirm", "note": "GMX block, the notice below says 'nicht'"},
     {"id": "d-cli-02", "situation": "mod_post", "body": "ok\n\n{gmx}", "expect": "approve"},

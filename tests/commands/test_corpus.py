@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.commands import corpus_dev, corpus_heldout
+from tests.commands import corpus_dev, corpus_heldout, corpus_heldout2
 from tests.commands.corpus import outcome, score
 
-SETS = {"development": corpus_dev.CASES, "held-out": corpus_heldout.CASES}
+SETS = {"development": corpus_dev.CASES, "held-out": corpus_heldout.CASES,
+        "held-out 2": corpus_heldout2.CASES}
 
 
 @pytest.mark.parametrize("name", list(SETS))
@@ -26,7 +27,7 @@ def test_no_wrong_action_and_97_percent_right(name: str) -> None:
 
 
 def test_the_corpus_is_large_and_covers_every_kind() -> None:
-    cases = corpus_dev.CASES + corpus_heldout.CASES
+    cases = corpus_dev.CASES + corpus_heldout.CASES + corpus_heldout2.CASES
     assert len(cases) >= 150
     assert len({c["id"] for c in cases}) == len(cases)
     situations = {c["situation"] for c in cases}

@@ -74,6 +74,10 @@ def test_a_colleague_with_an_address_is_a_colleague_request() -> None:
 
 def test_a_negated_request_is_no_request() -> None:
     assert ask("Ich möchte nicht in den Verteiler aufgenommen werden.\n") is Ask.NONE
+    assert ask("Ich möchte nicht, dass Sie mich aus dem Verteiler austragen.\n") is Ask.NONE
+    assert ask("Bitte tragen Sie mich nicht aus dem Verteiler aus.\n") is Ask.NONE
+    # A "nicht" in another clause is not the request's.
+    assert ask("Bitte tragen Sie mich aus, ich bin nicht mehr an der Schule.\n") is Ask.LEAVE
 
 
 def test_a_hint_only_is_like_join() -> None:
