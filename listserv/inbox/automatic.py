@@ -23,7 +23,7 @@ _DAEMON_LOCALS = {
 # Out-of-office replies often come without Auto-Submitted (Outlook, many webmailers):
 # their subject prefix is what gives them away, in any language the network meets.
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(automatische antwort|abwesenheitsnotiz|abwesenheit|urlaubsnotiz|out of (the )?office|"
+    r"^\s*(automatische antwort|abwesenheitsnotiz|urlaubsnotiz|out of (the )?office|"
     r"auto(matic)?[ -]?reply|autoreply|auto[ -]?response|autoresponder|abwesend|"
     r"réponse automatique|risposta automatica|respuesta automática|automatisch antwoord|"
     r"undeliverable|unzustellbar|delivery status notification|returned mail|"
