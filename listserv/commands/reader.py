@@ -236,6 +236,8 @@ def _moderator(lines: Sequence[str]) -> Reading:
         if choice is None:
             return Reading(Choice.NONE, "negated" if _negated(line) else "no decision word")
         rest = _after_word(line, word)
+        if re.match(r"\W*\?", line[line.lower().find(word) + len(word):]):
+            return Reading(Choice.NONE, "a question")  # "Verwerfen?", "ok?"
         if choice in (Choice.YES, Choice.JOIN) and (
             _negated(line) or _CONDITION.search(rest)
         ):

@@ -42,6 +42,7 @@ def test_moderator_decision_words_with_punctuation() -> None:
 
 def test_moderator_empty_thanks_emoji_prose_and_questions_act_on_nothing() -> None:
     for text in ("", "\n\nVon meinem iPhone gesendet\n", "Danke!", "👍", "Kann raus.",
+                 "Verwerfen?", "ablehnen ?", "Löschen??",
                  "Das muss ich erst prüfen.\nok\n", "ok?", "Mit freundlichen Grüßen\nK.\n"):
         assert choice(text) is Choice.NONE, text
 
