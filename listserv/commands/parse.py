@@ -1,27 +1,18 @@
-"""Commands by mail (DESIGN §5): from an ``EmailMessage`` to a short list of :class:`Command`.
+"""Commands by mail to ``L-request@D`` (DESIGN §5): from an ``EmailMessage`` to ``Command``s.
 
 Pure: no I/O, no clock, no database; whether the sender may give a command,
 whether the mail is automatic (``Auto-Submitted``) and what a token is bound to
-are the caller's business. What is read depends on the address the mail came to:
+are the caller's business. The subject, then up to ``max_lines`` non-empty
+fresh body lines are read, one command a line; ``end``/``ende`` stops.
 
-* ``Context.POST`` (``L@D``): a command only when the subject or the first
-  line of the body asks to join or leave; anything else is a post (``[]``).
-  Free text must point into or out of the list ("in den Verteiler", "vom
-  Verteiler", "from the list") and, except in a short subject, sound personal
-  ("mich", "bitte", "me"), so "bitte bis Freitag zum Fachtag anmelden" stays a post.
-* ``Context.REQUEST`` (``L-request@D``): the subject, then up to ``max_lines``
-  non-empty body lines, one command a line; ``end``/``ende`` stops.
-* ``Context.REPLY`` (``L-confirm+TOKEN@D``): one decision from the first line
-  of the reply; an empty reply (nothing above the quote) is ``CONFIRM``. The
-  subject is not read: it repeats the notice ("Bitte bestätigen Sie …").
+Two other readers live beside this one: a reply to one of our notices is read
+by ``commands.reader`` (a decision, never a command list), and a mail to the
+list address by ``commands.requests`` (a join, a leave, a colleague, or a post).
+A ``confirm TOKEN`` line, or a token in the subject, comes back as ``CONFIRM``
+with the token only: what the reply decided is the reader's business.
 
-The first word decides ("Ja, passt." is APPROVE; "ok, aber …" too); only
-REJECT keeps the rest of its line (and a hard-wrapped continuation) as reason;
-"Ablehnen" alone takes the line right below it.
 A line nobody understood comes back once as ``Verb.UNKNOWN`` when nothing else
 was found, so the caller can answer "not understood, send 'hilfe'".
-``Command(Verb.UNKNOWN, "")`` in REPLY means the reply had text only below a
-``>`` quote (a bottom post), which is never read.
 """
 
 from __future__ import annotations
@@ -55,11 +46,10 @@ class Verb(StrEnum):
 
 
 class Context(StrEnum):
-    """Which list address the mail was sent to; it decides what is read (module docstring)."""
+    """Which list address the mail was sent to. Only ``-request`` is read as commands
+    here; replies and the list address have their own readers (module docstring)."""
 
-    POST = "post"
     REQUEST = "request"
-    REPLY = "reply"
 
 
 @dataclass(frozen=True)
@@ -90,9 +80,7 @@ _WORDS: dict[str, Verb] = {
 }
 _END_WORDS = frozenset({"end", "ende"})
 _ALLOWED: dict[Context, frozenset[Verb]] = {
-    Context.POST: frozenset({Verb.SUBSCRIBE, Verb.UNSUBSCRIBE}),
     Context.REQUEST: frozenset(Verb) - {Verb.APPROVE, Verb.REJECT, Verb.DISCARD, Verb.UNKNOWN},
-    Context.REPLY: frozenset({Verb.CONFIRM, Verb.HELP, Verb.APPROVE, Verb.REJECT, Verb.DISCARD}),
 }
 
 _TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z2-7]{32}(?![A-Za-z0-9])")
@@ -119,18 +107,7 @@ _JOIN = re.compile(
     r"join\s+the\b)\b",
     re.IGNORECASE,
 )
-# In a post, the request must also point into or out of the list ("in den
-# Verteiler", "vom E-Mail-Verteiler", "from the list").
-_LIST = (
-    r"\s+((den|die|das|dem|der|ihren|ihre|ihrem|ihrer|euren|eure|diesen|diese|the|your|this)\s+)?"
-    r"([\w-]+\s+)?[\w-]*(verteiler\w*|liste\w*|list)\b"
-)
-_INTO_LIST = re.compile(r"\b(in|ins|auf|zu|zum|zur|für|to|on)" + _LIST, re.IGNORECASE)
-_OUT_OF_LIST = re.compile(r"\b(aus|von|vom|from|off)" + _LIST, re.IGNORECASE)
-_PERSONAL = re.compile(r"\b(mich|mir|mein\w*|ich|bitte|me|my|please|i)\b", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(nicht|kein\w*|not|no|never|nie)\b", re.IGNORECASE)
 _MAX_LINE_CHARS = 1000  # a command line is short; bounds the regex work on hostile input
-_REASON_WRAP = 60  # a reason line this long without a full stop was hard-wrapped
 
 
 def find_token(text: str) -> str | None:
@@ -195,103 +172,51 @@ def _word_command(line: str, allowed: frozenset[Verb]) -> Command | None:
     return Command(verb)
 
 
-def _free_text(line: str, *, strict: bool) -> Command | None:
-    """A join/leave request in prose; strict (POST) also needs the direction named."""
-    if _LEAVE.search(line) and (not strict or _OUT_OF_LIST.search(line)):
+def _free_text(line: str) -> Command | None:
+    """A join/leave request in prose ("bitte tragen Sie mich aus dem Verteiler aus")."""
+    if _LEAVE.search(line):
         return Command(Verb.UNSUBSCRIBE)
-    if _JOIN.search(line) and (not strict or _INTO_LIST.search(line)):
+    if _JOIN.search(line):
         return Command(Verb.SUBSCRIBE)
     return None
 
 
-def _explicit(line: str, context: Context, *, subject: bool = False) -> Command | None:
-    """A command given by its word; in POST only when the word is the whole line."""
-    if context is Context.REQUEST:
-        command = _word_command(line, _ALLOWED[context])
-        if command is None and subject and (token := find_token(line)):
-            command = Command(Verb.CONFIRM, token)  # "Re: confirm <token>" style subjects
-        return command
-    word, rest = _first_word(line)
-    verb = _WORDS.get(word)
-    if verb in _ALLOWED[Context.POST] and not _POLITE.sub("", rest).strip(" .,!?"):
-        return Command(verb)  # "anmelden", "Bitte abmelden!"
-    return None
-
-
-def _prose(line: str, context: Context, *, subject: bool = False) -> Command | None:
-    """A join/leave request in free text. In POST it must name the list and, unless
-    it is a short subject, sound personal ("mich", "bitte"), so that "Bitte melden
-    Sie sich zum Fachtag an" in a post stays a post."""
-    if context is Context.REQUEST:
-        return _free_text(line, strict=False)
-    if not ((subject and len(line.split()) <= 8) or _PERSONAL.search(line)):
-        return None
-    return _free_text(line, strict=True)
-
-
-def _reply_command(fresh: list[str], below_quote: bool) -> list[Command]:
-    """One decision from the first line of a reply to a notice (REPLY context)."""
-    lines = [line for line in fresh if line]
-    if not lines:
-        return [Command(Verb.UNKNOWN)] if below_quote else [Command(Verb.CONFIRM)]
-    first = lines[0]
-    word, rest = _first_word(first)
-    command = _word_command(first, _ALLOWED[Context.REPLY])
-    if command is None and word.startswith(("bestätig", "bestaetig", "confirm")):
-        command = Command(Verb.CONFIRM, find_token(rest) or "")  # "Ich bestätige."
-    if command is not None and command.verb is Verb.CONFIRM and _NEGATION.search(rest):
-        command = None  # "Ich bestätige nicht ..."
-    if command is None:
-        return [Command(Verb.UNKNOWN, first)]
-    if command.verb is Verb.REJECT:
-        command = Command(Verb.REJECT, _reason(command.argument, fresh, fresh.index(first)))
-    return [command]
-
-
-def _reason(reason: str, fresh: list[str], index: int) -> str:
-    """The reject reason, joined with up to two hard-wrapped continuation lines."""
-    parts = [reason] if reason else []
-    line = fresh[index]
-    for following in fresh[index + 1 : index + 3]:
-        if not following or len(line) < _REASON_WRAP or line.endswith((".", "!", "?")):
-            break
-        parts.append(following)
-        line = following
-    if not parts:  # "Ablehnen" alone: the reason is on the line right below
-        nxt = fresh[index + 1] if index + 1 < len(fresh) else ""
-        parts = [nxt] if nxt and _first_word(nxt)[0] not in _WORDS else []
-    return " ".join(parts)[:500]
+def _explicit(line: str, *, subject: bool = False) -> Command | None:
+    """A command given by its word at the start of the line; a token alone in a subject
+    ("Re: confirm <token>" styles) is a CONFIRM of that token."""
+    command = _word_command(line, _ALLOWED[Context.REQUEST])
+    if command is None and subject and (token := find_token(line)):
+        command = Command(Verb.CONFIRM, token)
+    return command
 
 
 def _dedup(commands: list[Command | None]) -> list[Command]:
     return list(dict.fromkeys(c for c in commands if c is not None))
 
 
-def parse_commands(msg: Message, context: Context, *, max_lines: int = 5) -> list[Command]:
-    """The commands in a mail sent to a list address of the given context.
+def parse_commands(msg: Message, context: Context = Context.REQUEST, *, max_lines: int = 5
+                   ) -> list[Command]:
+    """The commands in a mail sent to ``-request``.
 
-    Never raises, whatever the mail. POST and REQUEST read the subject first,
-    then the body: REQUEST up to ``max_lines`` non-empty fresh lines, POST its
-    first line only (REPLY decides on its first line). Greetings ("Hallo,",
-    "Liebe Frau X,") are skipped. Command words win: prose is read only when no
-    line holds a command word, so a "Re: Ihre Anmeldung" subject does not add a
-    SUBSCRIBE to a body that says "abmelden". Duplicates are dropped in order:
-    subject and body "anmelden" give one SUBSCRIBE.
+    Never raises, whatever the mail. The subject first, then up to
+    ``max_lines`` non-empty fresh body lines. Greetings ("Hallo,", "Liebe
+    Frau X,") are skipped. Command words win: prose is read only when no
+    line holds a command word, so a "Re: Ihre Anmeldung" subject does not add
+    a SUBSCRIBE to a body that says "abmelden". Duplicates are dropped in
+    order: subject and body "anmelden" give one SUBSCRIBE.
     """
     reply = split_reply(body_text(msg))
     fresh = [_strip_greeting(line[:_MAX_LINE_CHARS]) for line in reply.fresh]
-    if context is Context.REPLY:
-        return _reply_command(fresh, reply.text_below_quote)
     subject = strip_subject(header_text(msg, "Subject")[:_MAX_LINE_CHARS])
     body: list[str] = []
-    for line in [line for line in fresh if line][: 1 if context is Context.POST else max_lines]:
+    for line in [line for line in fresh if line][:max_lines]:
         if _first_word(line)[0] in _END_WORDS:
             break
         body.append(line)
     lines = [(subject, True)] if subject else []
     lines += [(line, False) for line in body]
-    found = _dedup([_explicit(line, context, subject=subj) for line, subj in lines])
-    found = found or _dedup([_prose(line, context, subject=subj) for line, subj in lines])
-    if not found and body and context is Context.REQUEST:
+    found = _dedup([_explicit(line, subject=subj) for line, subj in lines])
+    found = found or _dedup([_free_text(line) for line, _ in lines])
+    if not found and body:
         return [Command(Verb.UNKNOWN, body[0])]
     return found

@@ -20,10 +20,14 @@ _DAEMON_LOCALS = {
     "mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "noreply", "no-reply",
     "do-not-reply", "donotreply", "bounce", "bounces",
 }
+# Out-of-office replies often come without Auto-Submitted (Outlook, many webmailers):
+# their subject prefix is what gives them away, in any language the network meets.
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(automatische antwort|abwesenheitsnotiz|out of office|auto(matic)?[ -]?reply|"
-    r"autoreply|abwesend|undeliverable|unzustellbar|delivery status notification|"
-    r"returned mail|mail delivery failed|nicht zustellbar)\b",
+    r"^\s*(automatische antwort|abwesenheitsnotiz|urlaubsnotiz|out of (the )?office|"
+    r"auto(matic)?[ -]?reply|autoreply|auto[ -]?response|autoresponder|abwesend|"
+    r"réponse automatique|risposta automatica|respuesta automática|automatisch antwoord|"
+    r"undeliverable|unzustellbar|delivery status notification|returned mail|"
+    r"mail delivery failed|nicht zustellbar)\b",
     re.IGNORECASE,
 )
 

@@ -20,8 +20,9 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
-from html.parser import HTMLParser
 from typing import TypeVar
+
+from listserv.mail.html import html_to_text
 
 __all__ = [
     "ReplyText",
@@ -35,7 +36,6 @@ __all__ = [
 
 T = TypeVar("T")
 _MAX_PARTS = 200  # a mail with more parts than this is not a command anyway
-_HTML_MAX_LINES = 400  # the reader needs the top of a mail, not all of it
 _MAX_LINES = 1000  # lines split_reply reads
 _MAX_MARKER_CHARS = 1000  # longer lines are text, never a quote or signature marker
 
@@ -130,118 +130,14 @@ def body_text(msg: Message) -> str:
     return ""
 
 
-# --- HTML to text ---------------------------------------------------------------------
-
-# fmt: off
-_BLOCK_TAGS = frozenset({
-    "p", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "pre", "address", "center", "dl", "dt", "dd", "section", "article", "header", "footer",
-})
-# fmt: on
-_SKIP_TAGS = frozenset({"style", "script", "head", "title", "template"})
-_QUOTE_CLASSES = frozenset(
-    {"gmail_quote", "gmail_quote_container", "gmail_attr", "moz-cite-prefix", "yahoo_quoted"}
-)
-_QUOTE_IDS = frozenset({"divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container"})
-_FROM_LABEL = re.compile(r"\s*\*?(von|from)\s*:", re.IGNORECASE)
-
-
-class _TextExtractor(HTMLParser):
-    """Collects visible text with line breaks and stops at the first quote element."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.current: list[str] = []
-        self.skip_depth = 0
-        self.stopped = False
-        self.border_pending = False  # an Outlook border-top div: quote if "Von:" follows
-
-    def _newline(self) -> None:
-        self.lines.append("".join(self.current))
-        self.current = []
-        if len(self.lines) >= _HTML_MAX_LINES:
-            self.stopped = True
-
-    def _break_block(self) -> None:
-        if self.current:
-            self._newline()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.stopped:
-            return
-        if tag in _SKIP_TAGS:
-            self.skip_depth += 1
-            return
-        if tag == "body":
-            self.skip_depth = 0  # an unclosed <head> must not hide the body
-        values = {k.lower(): (v or "") for k, v in attrs}
-        classes = set(values.get("class", "").lower().split())
-        if (
-            tag == "blockquote"
-            or classes & _QUOTE_CLASSES
-            or values.get("id", "").lower() in _QUOTE_IDS
-        ):
-            self._break_block()
-            self.stopped = True
-            return
-        if tag == "div" and "border-top" in values.get("style", "").lower():
-            self.border_pending = True
-        if tag == "br":
-            self._newline()
-        elif tag in _BLOCK_TAGS:
-            self._break_block()
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.stopped:
-            return
-        if tag in _SKIP_TAGS:
-            self.skip_depth = max(0, self.skip_depth - 1)
-        elif tag in _BLOCK_TAGS:
-            self._break_block()
-
-    def handle_data(self, data: str) -> None:
-        if self.stopped or self.skip_depth:
-            return
-        text = re.sub(r"[ \t\r\n\f\v]+", " ", data)
-        if self.border_pending and text.strip():
-            self.border_pending = False
-            if _FROM_LABEL.match(text):
-                self._break_block()
-                self.stopped = True
-                return
-        if not self.current:
-            text = text.lstrip(" ")
-        if text:
-            self.current.append(text)
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML body, one line per ``<br>``/block, cut at the first quote.
-
-    Gmail's ``gmail_quote``, ``<blockquote>``, Thunderbird's ``moz-cite-prefix``,
-    Outlook's ``divRplyFwdMsg``/``appendonsend`` and its border-top "Von:" block
-    all start the quoted original, so reading stops there.
-    """
-    parser = _TextExtractor()
-    try:
-        for start in range(0, len(html), 8192):
-            parser.feed(html[start : start + 8192])
-            if parser.stopped:
-                break
-        else:
-            parser.close()
-    except Exception:
-        pass  # keep whatever was read before the parser gave up
-    lines = [*parser.lines, "".join(parser.current)]
-    return "\n".join(line.replace("\xa0", " ").rstrip() for line in lines).strip("\n")
-
-
 # --- the fresh part of a reply ----------------------------------------------------------
 
 _ATTRIBUTION_START = re.compile(r"^(am|on)\s.*\d", re.IGNORECASE)
 _ATTRIBUTION_END = re.compile(r"\b(schrieb|wrote|a écrit)\b.*:\s*$", re.IGNORECASE)
-_SHORT_ATTRIBUTION = re.compile(r"^.{0,100}\b(schrieb|wrote)\s*:\s*$", re.IGNORECASE)
+# "X schrieb:", and Lotus Notes' "X/Stadt/GE@STADT schrieb am 30.11.2026 10:15:" (whose
+# original follows without quote marks: everything below is the original).
+_SHORT_ATTRIBUTION = re.compile(
+    r"^.{0,100}\b(schrieb|wrote)(\s+(am|on)\s[^:]{0,40}(:\d\d)?)?\s*:\s*$", re.IGNORECASE)
 # "-----Ursprüngliche Nachricht-----", "---------- Forwarded message ---------", and
 # Outlook web's line of underscores. No dash inside the words: keeps the regex linear.
 _SEPARATOR = re.compile(r"^(-{2,}[^-]*\b(nachricht|message)\b[^-]*-{2,}|_{10,})$", re.IGNORECASE)
@@ -249,9 +145,11 @@ _HEADER_FROM = re.compile(r"^\*?(von|from)\s*:\*?\s*\S", re.IGNORECASE)
 _HEADER_NEXT = re.compile(
     r"^\*?(gesendet|sent|an|to|betreff|subject|datum|date|cc)\s*:", re.IGNORECASE
 )
+_HEADER_SENT = re.compile(r"^\*?(gesendet|sent|datum|date)\s*:\*?\s*\S", re.IGNORECASE)
 _MOBILE = re.compile(
     r"^(((gesendet|sent|envoyé)\s+(von|from|mit|with|via|de)\b)|von meinem\b.*\bgesendet\b|"
-    r"get outlook for\b|diese nachricht wurde von meinem\b)",
+    r"get outlook for\b|holen sie sich outlook\b|outlook für (android|ios) herunterladen|"
+    r"diese nachricht wurde von meinem\b)",
     re.IGNORECASE,
 )
 _CLOSING = re.compile(
@@ -297,6 +195,9 @@ def _marker(lines: list[str], i: int) -> str | None:
     if _HEADER_FROM.match(line):
         outlook = any(_HEADER_NEXT.match(_norm(nxt)) for nxt in lines[i + 1 : i + 5])
         return "end" if outlook else None
+    if _HEADER_SENT.match(line):  # GMX, web.de: "Gesendet:" comes before "Von:"
+        following = lines[i + 1 : i + 4]
+        return "end" if any(_HEADER_FROM.match(_norm(nxt)) for nxt in following) else None
     if _ATTRIBUTION_START.match(line):
         following = _norm(lines[i + 1][:_MAX_MARKER_CHARS]) if i + 1 < len(lines) else ""
         for candidate in (line, f"{line} {following}"):
@@ -307,46 +208,57 @@ def _marker(lines: list[str], i: int) -> str | None:
 
 @dataclass(frozen=True)
 class ReplyText:
-    """The fresh lines of a mail and whether text follows a ``>`` quote (a bottom post)."""
+    """The fresh lines of a mail; for a bottom post, also the first block below the quote."""
 
     fresh: tuple[str, ...]
     text_below_quote: bool = False
+    below: tuple[str, ...] = ()
 
 
-def _has_text_below(lines: list[str], start: int) -> bool:
-    """After a ``>`` quote, is there unquoted text (a bottom post)?
+def _text_below(lines: list[str], start: int) -> tuple[str, ...]:
+    """After a ``>`` quote: the first block of unquoted text below it (a bottom post).
 
-    Errs towards "yes": a wrongly seen bottom post only costs a "not understood"
-    answer, a missed one would turn "ablehnen" below the quote into an empty
-    reply, which confirms. Lines before the first ``>`` (a wrapped attribution)
-    and a signature below the quote do not count.
+    Only the first block: an interleaved reply's later answers, a signature,
+    a mobile footer or a complimentary close below the quote end it. Lines
+    before the first ``>`` (a wrapped attribution) do not count.
     """
     seen_quote = _norm(lines[start]).startswith(">")
-    for raw in lines[start + 1 :]:
-        line = _norm(raw)
+    block: list[str] = []
+    for j in range(start + 1, len(lines)):
+        line = _norm(lines[j][:_MAX_MARKER_CHARS])
         if line.startswith(">"):
+            if block:
+                break
             seen_quote = True
-        elif line == "--" or raw.rstrip("\r\n") == "-- " or _MOBILE.match(line):
-            return False
-        elif line and seen_quote:
-            return True
-    return False
+            continue
+        if not seen_quote:
+            continue
+        kind = _marker(lines, j) if line else None
+        if kind is not None:
+            break
+        if line or block:
+            block.append(line)
+    while block and not block[-1]:
+        block.pop()
+    return tuple(block)
 
 
 def split_reply(text: str) -> ReplyText:
     """Lines above the first quote/signature marker, stripped; blank lines kept as "".
 
-    Never looks past the marker; only for a ``>``-style quote does it check
-    whether someone wrote below it, so a bottom post is not taken for an
-    empty reply (which would mean "confirm"). Reads the first 1,000 lines only:
-    commands stand at the top, and a 10 MB body must not cost seconds.
+    Never reads into a quote. For a ``>``-style quote it also returns the
+    first block written below it, so that a bottom post ("ok" under the
+    quoted notice, as Thunderbird users write) is read, and is never taken
+    for an empty reply. Reads the first 1,000 lines only: a decision stands
+    near the top, and a 10 MB body must not cost seconds.
     """
     lines = text.splitlines()[:_MAX_LINES]
     for i in range(len(lines)):
         kind = _marker(lines, i)
         if kind is not None:
             fresh = tuple(_norm(line) for line in lines[:i])
-            return ReplyText(fresh, kind == "quote" and _has_text_below(lines, i))
+            below = _text_below(lines, i) if kind == "quote" else ()
+            return ReplyText(fresh, bool(below), below)
     return ReplyText(tuple(_norm(line) for line in lines))
 
 

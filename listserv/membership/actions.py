@@ -141,6 +141,57 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
     return "confirmation sent"
 
 
+async def start_join(db: aiosqlite.Connection, req: Request, address: str, *, approved_by: str
+                     ) -> str:
+    """Start the join of ``address`` on a moderator's word ("aufnehmen" on a held post).
+
+    The person still confirms her own address (double opt-in, the proof of
+    consent); the token remembers the moderator, so her reply adds her at once.
+    """
+    mlist = req.mlist
+    if await members.get(db, mlist.address, address):
+        return "already a member"
+    data = {"name": "", "language": mlist.language, "as_given": address,
+            "approved_by": approved_by}
+    token = await tokens.issue(db, action=Action.SUBSCRIBE, list_address=mlist.address,
+                               address=address, now=req.now, days=mlist.token_days,
+                               requester=approved_by, data=data)
+    if not await reply(db, req, "confirm_subscribe", to=address, language=mlist.language,
+                       token=token, also_other=True, days=mlist.token_days):
+        return "dropped (rate limit)"
+    await members.log_consent(db, list_address=mlist.address, address=address,
+                              event="subscribe_requested", now=req.now,
+                              token_hash=tokens.token_hash(token), message_id=message_id(req.msg),
+                              detail=f"request written to the list; aufnehmen by {approved_by}")
+    return "confirmation sent"
+
+
+async def ask_for_colleague(db: aiosqlite.Connection, req: Request, colleague: str) -> str:
+    """A member asks to add a colleague: the coordinator gets a ready invitation.
+
+    Her "ok" sends the usual invitation (``Action.INVITE_REQUEST``); the
+    colleague joins only by confirming it herself. The asker is told once.
+    """
+    mlist = req.mlist
+    address = normalise_address(colleague)
+    if address is None or address == req.sender:
+        return "colleague request without a usable address"
+    if await members.get(db, mlist.address, address):
+        # The same answer as for a non-member: an answer must not tell who is a member.
+        await reply(db, req, "colleague_forwarded")
+        return f"colleague {address} is already a member; nothing to do"
+    token = await tokens.issue(db, action=Action.INVITE_REQUEST, list_address=mlist.address,
+                               address=address, now=req.now, days=mlist.token_days,
+                               requester=req.sender or "",
+                               data={"name": "", "requested_by": req.sender})
+    asker = f"{req.display_name} <{req.sender}>" if req.display_name else req.sender
+    await notify_moderators(db, req, "colleague_request", token=token, address=address,
+                            asker=one_line(asker or "-", 150))
+    # Not her words back: the From may be forged, so the colleague's address is not repeated.
+    await reply(db, req, "colleague_forwarded")
+    return f"colleague {address}: ready invitation sent to the moderators"
+
+
 async def add_and_welcome(
     db: aiosqlite.Connection, req: Request, address: str, name: str, language: str, *,
     event: str, detail: str, token_hash: str = "",

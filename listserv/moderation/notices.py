@@ -85,11 +85,15 @@ def _copy(msg: EmailMessage) -> EmailMessage:
 
 def held_notice(
     mlist: ListConfig, *, to: str, original: Message, raw: bytes, reason: str, token: str,
-    now: datetime, zone: tzinfo = UTC,
+    now: datetime, zone: tzinfo = UTC, request_like: bool = False,
 ) -> bytes:
+    """The held-post notice; for a post that reads like a join request it also
+    offers "aufnehmen" (the line from ``held_notice_join_choice.txt``)."""
     names = attachment_names(original)
     no_text = render(mlist.language, "no_text", texts_dir=mlist.texts_dir).body.strip()
     none = render(mlist.language, "no_attachments", texts_dir=mlist.texts_dir).body.strip()
+    join_choice = (render(mlist.language, "held_notice_join_choice",
+                          texts_dir=mlist.texts_dir).body if request_like else "")
     notice = compose(
         mlist, to=to, template="held_notice", language=mlist.language, now=now,
         values={
@@ -100,6 +104,7 @@ def held_notice(
             "reason": reason,
             "attachments": ", ".join(names) or none,
             "excerpt": excerpt(original, empty=no_text),
+            "join_choice": join_choice,
         },
         token=token, kind="auto-generated",
     )

@@ -36,13 +36,14 @@ from listserv.mail.dmarc import needs_rewrite
 from listserv.mail.message import (
     message_id,
     message_id_of,
+    one_line,
     parse,
     recipients_in_headers,
     sender_of,
     subject,
 )
 from listserv.mail.text import header_text
-from listserv.membership.actions import acknowledge, notify_moderators
+from listserv.membership.actions import acknowledge, notify_moderators, start_join
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
@@ -79,11 +80,13 @@ async def gather_facts(ctx: Context, req: Request) -> Facts:
     )
 
 
-async def handle_post(ctx: Context, req: Request) -> str:
+async def handle_post(ctx: Context, req: Request, *, request_like: bool = False) -> str:
+    """Decide and apply. ``request_like``: the text reads like a join request, so a
+    held notice offers "aufnehmen" (start the sender's join) beside ok/ablehnen/verwerfen."""
     facts = await gather_facts(ctx, req)
     decision = decide(facts, req.mlist)
     async with ctx.store.transaction() as db:
-        outcome = await _apply(db, ctx, req, decision)
+        outcome = await _apply(db, ctx, req, decision, request_like)
         await ctx.store.finish_in(db, req.item.id, outcome)
     event(f"post_{decision.action}", list=req.mlist.address, inbox=req.item.id,
           msgid=req.item.message_id, sender=req.sender, rule=decision.rule)
@@ -93,7 +96,8 @@ async def handle_post(ctx: Context, req: Request) -> str:
     return outcome
 
 
-async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decision) -> str:
+async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decision,
+                 request_like: bool) -> str:
     if d.action is PolicyAction.DISCARD:
         return f"discarded: {d.reason}"
     mlist = req.mlist
@@ -116,11 +120,12 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
         return f"approved by policy ({d.rule}), post {post_id}"
     token = await tokens.issue(db, action=Action.MODERATE_POST, list_address=mlist.address,
                                address=req.sender or "", now=req.now, days=mlist.hold_days,
-                               requester=req.sender or "", data={"post": post_id})
+                               requester=req.sender or "",
+                               data={"post": post_id, "request_like": request_like})
     for moderator in mlist.moderators:
         raw = held_notice(mlist, to=moderator, original=req.msg, raw=req.item.raw,
                           reason=_reason_text(d, mlist), token=token, now=req.now,
-                          zone=ZoneInfo(req.timezone))
+                          zone=ZoneInfo(req.timezone), request_like=request_like)
         await notify_raw(db, mlist, raw, rcpts=[moderator], now=req.now, kind="held_notice",
                          inbox_id=req.item.id, message_id=message_id_of(raw))
     if req.sender:
@@ -160,10 +165,10 @@ async def decide_by_reply(
     post_id = int(row.data.get("post", 0))
     verb = {Verb.APPROVE: "approved", Verb.CONFIRM: "approved", Verb.REJECT: "rejected",
             Verb.DISCARD: "discarded"}.get(decision) if decision else None
-    if verb is None:
-        await notify_moderators(db, req, "not_understood_moderator", token=token,
-                                to=[req.sender or ""])
-        return "moderator reply not understood; instructions sent again"
+    if verb is None:  # the reader gives a decision or none; "none" is answered before this
+        await notify_moderators(db, req, "no_decision_post", token=token, to=[req.sender or ""],
+                                **await post_facts(db, post_id))
+        return "moderator reply held no decision; asked again"
     changed = await set_decision(db, post_id, verb, by=req.sender or "", reason=reason,
                                  now=req.now)
     await tokens.use(db, row, now=req.now, by=req.sender or "", outcome=verb)
@@ -189,6 +194,36 @@ async def _acknowledge_post(db: aiosqlite.Connection, req: Request, post_id: int
     await acknowledge(db, req, template, count=count,
                       subject=(post["subject"] if post else "") or "",
                       sender=(post["sender"] if post else "") or "-")
+
+
+async def post_facts(db: aiosqlite.Connection, post_id: int) -> dict[str, object]:
+    """What names a held post in a mail to the coordinator: its subject and sender."""
+    async with db.execute("SELECT sender, subject FROM posts WHERE id = ?", (post_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return {"subject": "-", "sender": "-"}
+    return {"subject": one_line(row["subject"] or "-", 150), "sender": row["sender"] or "-"}
+
+
+async def start_join_from_post(db: aiosqlite.Connection, req: Request, row: TokenRow,
+                               token: str) -> str:
+    """"aufnehmen" on a held post that reads like a join request: the post is not
+    published; the sender gets the usual confirmation mail, and her reply adds her
+    without a second approval (the coordinator has just given it)."""
+    post_id = int(row.data.get("post", 0))
+    if not await set_decision(db, post_id, "discarded", by=req.sender or "",
+                              reason="als Anmeldung behandelt / treated as a join request",
+                              now=req.now):
+        await tokens.use(db, row, now=req.now, by=req.sender or "", outcome="join")
+        return f"post {post_id} was already decided"
+    await tokens.use(db, row, now=req.now, by=req.sender or "", outcome="join started")
+    async with db.execute("SELECT sender FROM posts WHERE id = ?", (post_id,)) as cur:
+        found = await cur.fetchone()
+    address = found["sender"] if found else ""
+    if "@" not in address:
+        return f"post {post_id}: no sender address to invite"
+    result = await start_join(db, req, address, approved_by=req.sender or "")
+    return f"post {post_id} taken as a join request by {req.sender}: {result}"
 
 
 async def set_decision(db: aiosqlite.Connection, post_id: int, state: str, *, by: str,

@@ -1,9 +1,14 @@
 """Redeeming a token: what a reply to one of our notices does.
 
-A reply reaches us at ``L-confirm+TOKEN@D`` (or as ``confirm TOKEN`` to
-``L-request@D``). The token names the action; the reply's first fresh
-line names the decision (empty = yes). The token is used in the same
-transaction as the action it allows, so it works exactly once.
+A reply reaches us at ``L-confirm+TOKEN@D`` (or with the token in the
+Subject or a ``confirm TOKEN`` line at ``L-request@D``: the same reading
+either way). The token names the action; the reply's fresh text, read by
+``commands.reader``, names the choice; ``commands.verdict`` says what that
+choice does for this notice. A person confirming her own request may write
+anything that is not a no; a moderator acts only on an explicit word, and
+otherwise gets "Ihre Antwort enthielt keine Entscheidung" naming the post or
+person. The token is used in the same transaction as the action it allows,
+so it works exactly once.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import aiosqlite
 
 from listserv.clock import from_iso, local_text
 from listserv.commands import tokens
-from listserv.commands.parse import Context as ParseContext
-from listserv.commands.parse import Verb, parse_commands
+from listserv.commands.parse import Verb
+from listserv.commands.reader import read_reply
 from listserv.commands.tokens import Action, Lookup, TokenRow
+from listserv.commands.verdict import notice_for, verdict
 from listserv.inbox.request import Request
 from listserv.log import event
 from listserv.mail.message import message_id
@@ -31,25 +37,15 @@ from listserv.membership.actions import (
     reply,
     send_invitation,
 )
-from listserv.moderation.posts import decide_by_reply
+from listserv.moderation.posts import decide_by_reply, post_facts, start_join_from_post
 
-YES = {Verb.CONFIRM, Verb.APPROVE}
-NO = {Verb.REJECT, Verb.DISCARD}
 MODERATOR_ACTIONS = {Action.APPROVE_MEMBER, Action.INVITE_REQUEST, Action.REMOVE_REQUEST,
                      Action.MODERATE_POST}
+_VERBS = {"approve": Verb.APPROVE, "reject": Verb.REJECT, "discard": Verb.DISCARD}
 
 
-def decision_of(req: Request) -> tuple[Verb | None, str]:
-    """The decision in a reply: (verb, reason). An empty reply means CONFIRM."""
-    for command in parse_commands(req.msg, ParseContext.REPLY):
-        if command.verb in YES or command.verb in NO:
-            return command.verb, command.argument if command.verb is Verb.REJECT else ""
-    return None, ""
-
-
-async def redeem(
-    db: aiosqlite.Connection, req: Request, token: str, decision: Verb | None, reason: str = ""
-) -> str:
+async def redeem(db: aiosqlite.Connection, req: Request, token: str) -> str:
+    """Read the reply in ``req`` as an answer to the notice of ``token``, and act on it."""
     found, row = await tokens.look_up(db, token, req.mlist.address, req.now)
     if found is Lookup.UNKNOWN or row is None:
         event("token_refused", reason="unknown", list=req.mlist.address, inbox=req.item.id)
@@ -62,6 +58,9 @@ async def redeem(
               inbox=req.item.id, sender=req.sender, action=row.action)
         return f"ignored: {row.action} reply from a non-moderator"
     if found is Lookup.USED:
+        if await _same_mail_decided(db, req):
+            # One DATA to -request and to -confirm+TOKEN: decided once, answered once.
+            return "duplicate delivery of a reply already decided; nothing to do"
         event("token_refused", reason="used", list=req.mlist.address, inbox=req.item.id)
         await reply(db, req, "token_used", by=row.used_by or "-",
                     at=_local_time(req, row.used_at or ""), outcome=row.outcome or "-")
@@ -70,18 +69,42 @@ async def redeem(
         event("token_refused", reason="expired", list=req.mlist.address, inbox=req.item.id)
         await reply(db, req, "token_expired", days=req.mlist.token_days)
         return "token expired"
+    notice = notice_for(row.action, request_like=bool(row.data.get("request_like")))
+    reading = read_reply(req.msg, notice.asker, wish=notice.wish)
+    meaning = verdict(notice, reading.choice)
+    event("reply_read", list=req.mlist.address, inbox=req.item.id, msgid=req.item.message_id,
+          action=row.action, choice=reading.choice, why=reading.why, meaning=meaning)
+    if meaning == "ignore":
+        return f"ignored: {reading.why}; nothing done, no answer"
+    if meaning == "reask":
+        return await _not_understood(db, req, row, token)
+    if row.action is Action.MODERATE_POST and meaning == "join":
+        return await start_join_from_post(db, req, row, token)
     if row.action in _DECISIONS:
-        return await _DECISIONS[row.action](db, req, row, token, decision, reason)
+        return await _DECISIONS[row.action](db, req, row, token, _VERBS[meaning],
+                                            reading.reason)
     on_yes, declined = _CONFIRMATIONS[row.action]
-    if decision in NO:
-        await _use(db, req, row, "declined")
-        if row.action in _CANCELLED:
-            await acknowledge(db, req, _CANCELLED[row.action], address=row.address,
-                              name=row.data.get("name", ""))
-        return declined
-    if decision not in YES:
-        return await _not_understood(db, req, token)
-    return await on_yes(db, req, row, token)
+    if meaning in ("approve", "confirm"):
+        return await on_yes(db, req, row, token)
+    await _use(db, req, row, "declined")
+    if row.action in _CANCELLED:
+        await acknowledge(db, req, _CANCELLED[row.action], address=row.address,
+                          name=row.data.get("name", ""))
+    if row.action not in MODERATOR_ACTIONS:
+        await reply(db, req, "request_declined", to=row.address,
+                    language=row.data.get("language", req.language))
+    return declined
+
+
+async def _same_mail_decided(db: aiosqlite.Connection, req: Request) -> bool:
+    """Was this very mail (same Message-ID, same list) already handled at another address?"""
+    if not req.item.message_id:
+        return False
+    async with db.execute(
+            "SELECT 1 FROM inbox WHERE message_id = ? AND list_address = ? AND id != ?"
+            " AND role IN ('request', 'confirm') AND state = 'done'",
+            (req.item.message_id, req.mlist.address, req.item.id)) as cursor:
+        return await cursor.fetchone() is not None
 
 
 def _local_time(req: Request, stamp: str) -> str:
@@ -97,13 +120,22 @@ async def _use(db: aiosqlite.Connection, req: Request, row: TokenRow, outcome: s
     return await tokens.use(db, row, now=req.now, by=req.sender or "", outcome=outcome)
 
 
-async def _not_understood(db: aiosqlite.Connection, req: Request, token: str) -> str:
-    if is_moderator(req.mlist, req.sender):
-        await notify_moderators(db, req, "not_understood_moderator", token=token,
-                                to=[req.sender or ""])
-    else:
-        await reply(db, req, "not_understood", token=token)
-    return "reply not understood; instructions sent again"
+async def _not_understood(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str
+                          ) -> str:
+    """Ask again, naming what the question was about; nothing changes."""
+    if row.action not in MODERATOR_ACTIONS:
+        await reply(db, req, "not_understood", token=token, about=row.address)
+        return "reply not understood; instructions sent again"
+    values: dict[str, object] = {"address": row.address, "name": row.data.get("name") or "-"}
+    template = {Action.APPROVE_MEMBER: "no_decision_member",
+                Action.INVITE_REQUEST: "no_decision_invite",
+                Action.REMOVE_REQUEST: "no_decision_remove"}.get(row.action, "no_decision_post")
+    if row.action is Action.MODERATE_POST:
+        values = await post_facts(db, int(row.data.get("post", 0)))
+        if row.data.get("request_like"):
+            template = "no_decision_post_request"
+    await notify_moderators(db, req, template, token=token, to=[req.sender or ""], **values)
+    return "moderator reply held no decision; asked again"
 
 
 async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
@@ -114,7 +146,7 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
         await _use(db, req, row, "already a member")
         await reply(db, req, "already_member", to=row.address, language=language, capped=False)
         return "already a member"
-    if mlist.subscription_policy == "confirm_then_approve":
+    if mlist.subscription_policy == "confirm_then_approve" and not row.data.get("approved_by"):
         await _use(db, req, row, "confirmed")
         await members.log_consent(db, list_address=mlist.address, address=row.address,
                                   event="confirmed", now=req.now, token_hash=th,
@@ -132,8 +164,16 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
     await _use(db, req, row, "subscribed")
     await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
                           event="confirmed", token_hash=th,
-                          detail=f"double opt-in, reply from {req.sender}")
+                          detail=_subscribe_detail(row, req))
     return "subscribed"
+
+
+def _subscribe_detail(row: TokenRow, req: Request) -> str:
+    """The consent record's detail: who confirmed, and who approved a request written as a post."""
+    approved = row.data.get("approved_by")
+    return (f"double opt-in, reply from {req.sender}"
+            + (f"; request written to the list, accepted by moderator {approved}"
+               if approved else ""))
 
 
 async def _approve_member(
@@ -161,7 +201,7 @@ async def _approve_member(
         await _use(db, req, row, "discarded")
         await acknowledge(db, req, "ack_member_discarded", address=row.address, name=name)
         return f"request discarded by {req.sender}"
-    return await _not_understood(db, req, token)
+    return await _not_understood(db, req, row, token)
 
 
 async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:

@@ -18,6 +18,7 @@ import aiosqlite
 
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, find_token, parse_commands
+from listserv.commands.requests import Ask, read_request
 from listserv.context import Context
 from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
@@ -26,6 +27,7 @@ from listserv.log import event
 from listserv.mail.dkim_proof import verified_aligned_async
 from listserv.mail.message import normalise_address, subject
 from listserv.membership.actions import (
+    ask_for_colleague,
     guess_language,
     moderator_change,
     reply,
@@ -35,7 +37,7 @@ from listserv.membership.actions import (
     who,
 )
 from listserv.moderation.posts import publish_approved
-from listserv.roles.confirm import decision_of, redeem
+from listserv.roles.confirm import redeem
 from listserv.store.rows import InboxItem
 
 Action = Callable[[aiosqlite.Connection, Request], Awaitable[str]]
@@ -94,6 +96,10 @@ async def _unusable_sender(db: aiosqlite.Connection, req: Request) -> str:
 async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
     """Mail to ``L-request@D``: the first actionable command wins."""
     commands = parse_commands(req.msg, ParseContext.REQUEST)
+    colleague = read_request(req.msg, req.sender or "")
+    if colleague.ask is Ask.COLLEAGUE and all(
+            c.verb in (Verb.SUBSCRIBE, Verb.UNKNOWN) for c in commands):
+        return await ask_for_colleague(db, req, colleague.address)  # not the asker herself
     for command in commands:
         verb = command.verb
         if verb is Verb.SUBSCRIBE:
@@ -110,9 +116,11 @@ async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
         if verb in (Verb.NOMAIL, Verb.MAIL):
             return await set_delivery(db, req, paused=verb is Verb.NOMAIL)
         if verb in (Verb.CONFIRM, Verb.APPROVE):
+            # Wherever the token stands (a "confirm TOKEN" line, the Subject), the
+            # body's answer decides, read exactly as a reply to -confirm+TOKEN.
             token = command.argument or find_token(subject(req.msg))
             if token:
-                return await redeem(db, req, token, Verb.CONFIRM)
+                return await redeem(db, req, token)
     unknown = [c.argument for c in commands if c.verb is Verb.UNKNOWN]
     await reply(db, req, "unknown_command",
                 lines="\n".join(f"> {line[:80]}" for line in unknown[:5]) or "> -")
@@ -121,13 +129,12 @@ async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
 
 async def confirm_reply(db: aiosqlite.Connection, req: Request) -> str:
     """Mail to ``L-confirm+TOKEN@D``: a reply to one of our notices."""
-    decision, reason = decision_of(req)
-    return await redeem(db, req, req.item.extension, decision, reason)
+    return await redeem(db, req, req.item.extension)
 
 
 def build_handlers(ctx: Context) -> dict[str, Handler]:
     return {
-        "request": command_handler(ctx, request_commands),
+        "request": command_handler(ctx, request_commands, after=publish_approved),
         "join": command_handler(ctx, subscribe),
         "leave": command_handler(ctx, unsubscribe),
         "confirm": command_handler(ctx, confirm_reply, after=publish_approved),

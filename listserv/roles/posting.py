@@ -1,37 +1,40 @@
-"""Mail to the list address itself: a join/leave request, or a post.
+"""Mail to the list address itself: a join/leave request, a colleague's invitation, or a post.
 
-A mail to ``L@D`` whose subject or first line asks to join or leave
-("Bitte nehmen Sie mich in den Verteiler auf") is handled as that command,
-as people write to the list address the way they write to a colleague.
-Everything else is a post and goes to the post policy.
+People write to the list address the way they write to a colleague, so
+``commands.requests`` reads the mail first: "ich möchte gerne auf die
+Mailingliste" is a join, "bitte streichen Sie mich aus dem Verteiler" a
+leave (each then runs as if sent to ``-request``), "bitte nehmen Sie meine
+Kollegin x@… auf" becomes a ready invitation for the coordinator. Everything
+else is a post and goes to the post policy; a post that only *looks* like a
+request is held as usual, and its notice offers "aufnehmen".
 """
 
 from __future__ import annotations
 
 import aiosqlite
 
-from listserv.commands.parse import Context as ParseContext
-from listserv.commands.parse import Verb, parse_commands
+from listserv.commands.requests import Ask, Asked, read_request
 from listserv.context import Context
 from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
 from listserv.inbox.request import Request, build
-from listserv.membership.actions import subscribe, unsubscribe
+from listserv.membership.actions import ask_for_colleague, subscribe, unsubscribe
 from listserv.moderation.posts import handle_post
 from listserv.roles.mailcommands import command_handler
 from listserv.store.rows import InboxItem
 
 
-def command_in_post(req: Request) -> Verb | None:
-    for command in parse_commands(req.msg, ParseContext.POST):
-        if command.verb in (Verb.SUBSCRIBE, Verb.UNSUBSCRIBE):
-            return command.verb
-    return None
+def request_in_post(req: Request) -> Asked:
+    """What the mail asks, read from its subject and first lines (``commands.requests``)."""
+    return read_request(req.msg, req.sender or "")
 
 
 async def _as_command(db: aiosqlite.Connection, req: Request) -> str:
-    if command_in_post(req) is Verb.SUBSCRIBE:
+    asked = request_in_post(req)
+    if asked.ask is Ask.JOIN:
         return await subscribe(db, req)
+    if asked.ask is Ask.COLLEAGUE:
+        return await ask_for_colleague(db, req, asked.address)
     return await unsubscribe(db, req)
 
 
@@ -45,8 +48,9 @@ def build_handler(ctx: Context) -> Handler:
             await ctx.store.finish(item.id, f"dropped: {exc}")
             return f"dropped: {exc}"
         automatic = automatic_reason(req.msg, item.mail_from, ctx.config.lists)
-        if automatic is None and command_in_post(req) is not None:
+        asked = request_in_post(req) if automatic is None and req.sender else Asked(Ask.NONE)
+        if asked.ask in (Ask.JOIN, Ask.LEAVE, Ask.COLLEAGUE):
             return await as_command(item)
-        return await handle_post(ctx, req)
+        return await handle_post(ctx, req, request_like=asked.ask is Ask.LIKE_JOIN)
 
     return handle

@@ -14,7 +14,7 @@ from listserv.commands.parse import Command, Context, Verb, find_token, parse_co
 from tests.builders import arrived
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz234567"
-POST, REQUEST, REPLY = Context.POST, Context.REQUEST, Context.REPLY
+REQUEST = Context.REQUEST
 
 
 def mail(text: str | None = None, *, subject: str = "", html: str | None = None) -> EmailMessage:
@@ -150,223 +150,6 @@ def test_html_only_request_from_outlook() -> None:
     assert verbs(mail(html=html), REQUEST) == [Verb.UNSUBSCRIBE]
 
 
-# --- POST: L@D -----------------------------------------------------------------------------
-
-
-def test_post_with_command_subject() -> None:
-    assert verbs(mail("Danke!\n", subject="anmelden"), POST) == [Verb.SUBSCRIBE]
-    assert verbs(mail("", subject="Bitte abmelden!"), POST) == [Verb.UNSUBSCRIBE]
-    assert verbs(mail("", subject="Aufnahme in den Verteiler"), POST) == [Verb.SUBSCRIBE]
-
-
-def test_post_with_free_text_first_line() -> None:
-    msg = mail("Hallo,\n\nbitte nehmen Sie mich in den Verteiler auf.\n\nGruß\nPeter\n")
-    assert verbs(msg, POST) == [Verb.SUBSCRIBE]
-    msg = mail("Liebe Frau Kowalski,\nbitte streichen Sie mich aus dem Verteiler.\n")
-    assert verbs(msg, POST) == [Verb.UNSUBSCRIBE]
-    msg = mail("Ich möchte mich vom E-Mail-Verteiler abmelden.\n", subject="Verteiler")
-    assert verbs(msg, POST) == [Verb.UNSUBSCRIBE]
-
-
-def test_post_free_text_variants() -> None:
-    assert verbs(mail("Bitte setzen Sie mich auf den Verteiler.\n"), POST) == [Verb.SUBSCRIBE]
-    assert verbs(mail("Please add me to your mailing list.\n"), POST) == [Verb.SUBSCRIBE]
-    assert verbs(mail("Please remove me from the list.\n"), POST) == [Verb.UNSUBSCRIBE]
-    assert verbs(mail("", subject="Abmeldung vom Verteiler"), POST) == [Verb.UNSUBSCRIBE]
-
-
-def test_post_naming_the_verteiler_without_asking_stays_a_post() -> None:
-    for first_line, subject in (
-        ("Ich habe diese Info aus dem Verteiler der Stadt bekommen.", "Info"),
-        ("Wer in den Verteiler aufgenommen werden möchte, schreibt an die Koordination.", "X"),
-        ("Anbei das Programm.", "Fachtag: Anmeldung bis 3.12. – Verteiler bitte weitergeben"),
-        ("Bitte leiten Sie die Einladung an Ihren Verteiler weiter.", "Einladung"),
-    ):
-        assert parse_commands(mail(first_line + "\n", subject=subject), POST) == [], first_line
-
-
-def test_post_mentioning_anmelden_later_stays_a_post() -> None:
-    body = (
-        "Liebe Kolleginnen und Kollegen,\n\n"
-        "anbei die Einladung zum Fachtag am 4.12.\n"
-        "Bitte melden Sie sich bis Freitag an. Wer nicht mehr im Verteiler sein will,\n"
-        "kann sich abmelden.\n\nViele Grüße\nSabine\n"
-    )
-    assert parse_commands(mail(body, subject="Fachtag Kinderschutz"), POST) == []
-
-
-def test_post_subject_about_meeting_registration_stays_a_post() -> None:
-    msg = mail("Bitte bis 3.12. anmelden.\n", subject="Anmeldung Netzwerktreffen")
-    assert parse_commands(msg, POST) == []
-
-
-def test_post_first_line_anmelden_for_an_event_stays_a_post() -> None:
-    msg = mail("Bitte beim Veranstalter bis Freitag anmelden.\n", subject="Fachtag")
-    assert parse_commands(msg, POST) == []
-
-
-def test_post_never_returns_unknown_or_moderator_words() -> None:
-    assert parse_commands(mail("ok\n", subject="Hilfe"), POST) == []
-
-
-# --- REPLY: L-confirm+TOKEN@D ----------------------------------------------------------------
-
-
-def test_decision_words_with_punctuation() -> None:
-    cases = {
-        "ok": Verb.APPROVE,
-        "OK.": Verb.APPROVE,
-        "Ja!": Verb.APPROVE,
-        "ja": Verb.APPROVE,
-        "yes": Verb.APPROVE,
-        "approve": Verb.APPROVE,
-        "Freigeben": Verb.APPROVE,
-        "o.k.": Verb.APPROVE,
-        "Ja, passt.": Verb.APPROVE,
-        "verwerfen": Verb.DISCARD,
-        "Discard.": Verb.DISCARD,
-        "reject": Verb.REJECT,
-        "bestätigen": Verb.CONFIRM,
-        "confirm": Verb.CONFIRM,
-        "Hiermit bestätige ich meine Anmeldung.": Verb.CONFIRM,
-        "hilfe": Verb.HELP,
-    }
-    for text, verb in cases.items():
-        assert verbs(mail(f"{text}\n"), REPLY) == [verb], text
-
-
-def test_reject_reason_after_colon() -> None:
-    msg = mail("Ablehnen: Bitte nicht über den Verteiler werben.\n\nMit freundlichen Grüßen\n")
-    assert parse_commands(msg, REPLY) == [
-        Command(Verb.REJECT, "Bitte nicht über den Verteiler werben.")
-    ]
-
-
-def test_reject_reason_hard_wrapped_by_thunderbird() -> None:
-    text = (
-        "ablehnen Das ist eine Werbung für eine kostenpflichtige Fortbildung und\n"
-        "gehört nicht in den Verteiler.\n\n"
-        "Am 23.11.26 um 09:20 schrieb Netzwerk:\n> ok\n"
-    )
-    assert parse_commands(mail(text), REPLY) == [
-        Command(
-            Verb.REJECT,
-            "Das ist eine Werbung für eine kostenpflichtige Fortbildung und "
-            "gehört nicht in den Verteiler.",
-        )
-    ]
-
-
-def test_reject_alone_takes_the_next_line_as_reason() -> None:
-    assert parse_commands(mail("Ablehnen\nWerbung.\n"), REPLY) == [Command(Verb.REJECT, "Werbung.")]
-    assert parse_commands(mail("ablehnen\n\nLG Sabine\n"), REPLY) == [Command(Verb.REJECT)]
-
-
-def test_empty_reply_confirms() -> None:
-    msg = mail("\n\nAm 24.11.2026 um 10:00 schrieb Netzwerk <l@d>:\n> Bitte bestätigen Sie.\n")
-    assert parse_commands(msg, REPLY) == [Command(Verb.CONFIRM)]
-    assert parse_commands(mail(""), REPLY) == [Command(Verb.CONFIRM)]
-
-
-def test_outlook_signature_only_reply_confirms() -> None:
-    text = (
-        "\n\nMit freundlichen Grüßen\n\nSabine Kowalski\nSchulsozialarbeit\n\n"
-        "-----Ursprüngliche Nachricht-----\nVon: Netzwerk\nGesendet: Montag\n"
-        "Betreff: Bitte bestätigen\n\nAntworten Sie mit ablehnen oder ok.\n"
-    )
-    assert parse_commands(mail(text), REPLY) == [Command(Verb.CONFIRM)]
-
-
-def test_outlook_html_reply_with_von_gesendet_block() -> None:
-    html = (
-        "<html><head><style>p{margin:0}</style></head><body><div class=WordSection1>"
-        "<p class=MsoNormal>verwerfen<o:p></o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
-        "<div><div style='border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm'>"
-        "<p class=MsoNormal><b>Von:</b> Netzwerk &lt;l-owner@d&gt;<br><b>Gesendet:</b> "
-        "Montag, 23. November 2026 09:20<br><b>An:</b> Koordination<br><b>Betreff:</b> "
-        "Freigabe erbeten</p></div></div><p class=MsoNormal>ok / ablehnen</p></div></body></html>"
-    )
-    assert verbs(mail(html=html), REPLY) == [Verb.DISCARD]
-
-
-def test_outlook_plain_header_block_without_separator() -> None:
-    text = (
-        "Ja\n\nVon: Netzwerk <l@d>\nGesendet: Montag, 23. November 2026 09:20\nAn: K\n\nablehnen\n"
-    )
-    assert verbs(mail(text), REPLY) == [Verb.APPROVE]
-
-
-def test_gmail_html_reply_with_blockquote() -> None:
-    html = (
-        '<div dir="ltr">Freigeben</div><br><div class="gmail_quote">'
-        '<div dir="ltr" class="gmail_attr">Am Mo., 23. Nov. 2026 um 09:15 Uhr schrieb X</div>'
-        '<blockquote class="gmail_quote">ablehnen</blockquote></div>'
-    )
-    assert verbs(mail("Freigeben\n\nAm Mo. schrieb X:\n> ablehnen\n", html=html), REPLY) == [
-        Verb.APPROVE
-    ]
-    assert verbs(mail(html=html), REPLY) == [Verb.APPROVE]
-
-
-def test_empty_gmail_html_reply_confirms() -> None:
-    html = '<div dir="ltr"><br></div><div class="gmail_quote"><blockquote>ok</blockquote></div>'
-    assert parse_commands(mail(html=html), REPLY) == [Command(Verb.CONFIRM)]
-
-
-def test_apple_mail_attribution_wrapped_on_two_lines() -> None:
-    text = (
-        "\n\nAm 24.11.2026 um 10:00 schrieb Netzwerk Soziale Arbeit an Schulen\n"
-        "<soziale.arbeit.an.schulen-owner@gelsenkirchen.de>:\n\n> ablehnen\n>\n"
-    )
-    assert parse_commands(mail(text), REPLY) == [Command(Verb.CONFIRM)]
-    text = (
-        "verwerfen\n\nAm 24.11.2026 um 10:00 schrieb Netzwerk Soziale Arbeit an Schulen\n"
-        "<soziale.arbeit.an.schulen-owner@gelsenkirchen.de>:\n\nok\n"
-    )
-    assert verbs(mail(text), REPLY) == [Verb.DISCARD]
-
-
-def test_iphone_reply_with_mobile_signature() -> None:
-    text = "OK\n\nGesendet von meinem iPhone\n\n> Am 23.11.2026 um 09:20 schrieb X:\n> ablehnen\n"
-    assert verbs(mail(text), REPLY) == [Verb.APPROVE]
-
-
-def test_english_thunderbird_reply() -> None:
-    text = "discard\n\nOn 11/23/26 09:20, Netzwerk wrote:\n> approve?\n"
-    assert verbs(mail(text), REPLY) == [Verb.DISCARD]
-
-
-def test_bottom_post_is_not_read_and_not_a_confirmation() -> None:
-    text = "Am 23.11.26 um 09:20 schrieb Netzwerk:\n> Freigabe erbeten\n\nablehnen\n"
-    assert parse_commands(mail(text), REPLY) == [Command(Verb.UNKNOWN)]
-    text = "\n> Freigabe erbeten\n> ok / ablehnen\nablehnen\n-- \nSabine\n"
-    assert parse_commands(mail(text), REPLY) == [Command(Verb.UNKNOWN)]
-
-
-def test_only_the_first_line_decides() -> None:
-    assert verbs(mail("Das muss ich erst prüfen.\nok\n"), REPLY) == [Verb.UNKNOWN]
-    assert verbs(mail("Hallo Sabine,\n\nok\n"), REPLY) == [Verb.APPROVE]
-
-
-def test_out_of_office_is_never_a_decision() -> None:
-    for text in (
-        "Vielen Dank für Ihre Nachricht. Ich bin bis zum 30.11. nicht im Dienst.\n",
-        "Ich bin bis einschließlich 4.12. nicht im Büro. Ihre Mail wird nicht weitergeleitet.\n",
-        "I am out of the office until December 4th with limited access to email.\n",
-        "Ich bestätige nicht, dass ich da bin.\n",
-    ):
-        assert verbs(mail(text, subject="Automatische Antwort: ok"), REPLY) == [Verb.UNKNOWN]
-
-
-def test_reply_does_not_read_the_subject() -> None:
-    msg = mail("Vielen Dank, ich bin im Urlaub.\n", subject="Re: Bitte bestätigen Sie")
-    assert verbs(msg, REPLY) == [Verb.UNKNOWN]
-
-
-def test_confirm_with_token_in_reply_body() -> None:
-    assert parse_commands(mail(f"confirm {TOKEN}\n"), REPLY) == [Command(Verb.CONFIRM, TOKEN)]
-
-
 # --- find_token ----------------------------------------------------------------------------
 
 
@@ -447,7 +230,7 @@ QUOTE_START = st.sampled_from(
     marker=QUOTE_START,
     quoted=st.lists(st.sampled_from(COMMAND_WORDS), min_size=1, max_size=5),
     quote_prefix=st.sampled_from(["> ", ""]),
-    context=st.sampled_from([POST, REQUEST]),
+    context=st.sampled_from([REQUEST]),
 )
 def test_commands_in_a_quote_are_never_read(
     fresh: list[str], marker: str, quoted: list[str], quote_prefix: str, context: Context
@@ -455,18 +238,6 @@ def test_commands_in_a_quote_are_never_read(
     body = "\n".join([*fresh, marker, *(quote_prefix + q for q in quoted)]) + "\n"
     found = parse_commands(mail(body, subject="Termine"), context)
     assert all(c.verb is Verb.UNKNOWN for c in found), found
-
-
-@given(
-    fresh=st.lists(FILLER, min_size=1, max_size=3),
-    marker=QUOTE_START,
-    quoted=st.lists(st.sampled_from(COMMAND_WORDS), min_size=1, max_size=5),
-)
-def test_reply_with_words_only_below_the_marker_decides_nothing(
-    fresh: list[str], marker: str, quoted: list[str]
-) -> None:
-    body = "\n".join([*fresh, marker, *("> " + q for q in quoted)]) + "\n"
-    assert verbs(mail(body), REPLY) == [Verb.UNKNOWN]
 
 
 HOSTILE_LINES = [

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from listserv.mail.text import (
+    ReplyText,
     body_text,
     fresh_lines,
     header_text,
@@ -110,17 +111,23 @@ def test_unclosed_head_does_not_hide_the_body() -> None:
     )
 
 
-def test_gmail_quote_stops_reading() -> None:
+def test_gmail_quote_is_marked_as_a_quote() -> None:
     html = (
         '<div dir="ltr">ok</div><br><div class="gmail_quote gmail_quote_container">'
         '<div dir="ltr" class="gmail_attr">Am Mo., 23. Nov. 2026 um 09:15 Uhr schrieb X:</div>'
         "<blockquote>verwerfen</blockquote></div>"
     )
-    assert html_to_text(html) == "ok"
+    assert html_to_text(html) == (
+        "ok\n\n> Am Mo., 23. Nov. 2026 um 09:15 Uhr schrieb X:\n> verwerfen")
+    assert split_reply(html_to_text(html)).fresh == ("ok", "")
 
 
-def test_blockquote_stops_reading() -> None:
-    assert html_to_text("<p>ja</p><blockquote type='cite'>ablehnen</blockquote><p>x</p>") == "ja"
+def test_blockquote_lines_are_quoted_and_a_bottom_post_is_found() -> None:
+    text = html_to_text("<p>ja</p><blockquote type='cite'>ablehnen</blockquote><p>x</p>")
+    assert text == "ja\n> ablehnen\nx"
+    bottom = html_to_text("<div class='moz-cite-prefix'>Am 30.11.26 schrieb N:</div>"
+                          "<blockquote type='cite'>ok an alle</blockquote><p>verwerfen</p>")
+    assert split_reply(bottom) == ReplyText((), True, ("verwerfen",))
 
 
 def test_outlook_web_reply_div_stops_reading() -> None:
