@@ -126,7 +126,7 @@ async def _not_understood(db: aiosqlite.Connection, req: Request, row: TokenRow,
     if row.action not in MODERATOR_ACTIONS:
         await reply(db, req, "not_understood", token=token, about=row.address)
         return "reply not understood; instructions sent again"
-    values: dict[str, object] = {"address": row.address, "name": row.data.get("name") or "-"}
+    values: dict[str, object] = {"address": row.address, "name": row.data.get("name") or ""}
     template = {Action.APPROVE_MEMBER: "no_decision_member",
                 Action.INVITE_REQUEST: "no_decision_invite",
                 Action.REMOVE_REQUEST: "no_decision_remove"}.get(row.action, "no_decision_post")

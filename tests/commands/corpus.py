@@ -40,6 +40,7 @@ from listserv.commands.tokens import Action
 from listserv.commands.verdict import Notice, notice_for, verdict
 from listserv.config import ListConfig
 from listserv.inbox.automatic import automatic_reason
+from listserv.texts.compose import standard_values
 from listserv.texts.render import render
 from tests.builders import parse
 
@@ -77,12 +78,11 @@ class _Values(dict):
 def notice(situation: str) -> tuple[str, str]:
     """The notice this case answers: (subject, body) as our texts render it."""
     rendered = render("de", _NOTICE_TEMPLATE[situation], **_Values(
-        address=PERSON, name="Jana Becker", sender=f"Jana Becker <{PERSON}>", date="x",
-        size="3 KB", reason="alle Beiträge werden geprüft", attachments="-",
-        excerpt="  | Liebe Kolleginnen und Kollegen", days=7, list_name=MLIST.display_name,
-        list_address=LIST, confirm_address=CONFIRM, subject="Sommerfest an der GS Bulmke",
-        request_address="x", owner_address="x", leave_address="x", choices="",
-        join_choice=""))
+        **standard_values(MLIST), address=PERSON, person=f"Jana Becker ({PERSON})",
+        name="Jana Becker", sender=f"Jana Becker <{PERSON}>", date="x", size="3 KB",
+        reason="alle Beiträge werden geprüft", attachments="-",
+        excerpt="  | Liebe Kolleginnen und Kollegen", days=7, confirm_address=CONFIRM,
+        subject="Sommerfest an der GS Bulmke", choices="", join_choice=""))
     return rendered.subject, rendered.body
 
 

@@ -153,13 +153,13 @@ async def test_a_colleague_request_reaches_the_coordinator_as_a_ready_invitation
     assert flow.query("SELECT COUNT(*) AS n FROM posts")[0]["n"] == 0
     assert flow.sent_to(KRAUS) == []                 # nothing before the coordinator agrees
     ready = flow.last_to(MODERATOR)
-    assert ready["Subject"].startswith(f"Einladung bereit: {KRAUS}")
+    assert ready["Subject"].startswith(f"Einladung vorbereitet: {KRAUS}")
     assert ANNA in text_of(ready)
-    assert flow.last_to(ANNA)["Subject"].startswith("Ihre Bitte ist bei der Koordination")
+    assert flow.last_to(ANNA)["Subject"].startswith("Ihre Bitte liegt der Koordination vor")
     await flow.send(reply_to(ready, sender=MODERATOR, body="ok"), mail_from=MODERATOR,
                     to=str(ready["Reply-To"]))
     invitation = flow.last_to(KRAUS)
-    assert invitation["Subject"].startswith("Einladung in den Verteiler")
+    assert invitation["Subject"].startswith("Einladung ins Netzwerk")
     assert KRAUS not in flow.members()
     await flow.send(reply_to(invitation, sender=KRAUS, body="Vielen Dank!"), mail_from=KRAUS,
                     to=str(invitation["Reply-To"]))
@@ -194,7 +194,7 @@ async def test_a_colleague_request_to_request_is_not_the_askers_own_join(flow: F
     body = f"Hallo,\nbitte nehmen Sie meine Kollegin {KRAUS} in den Verteiler auf.\n"
     await flow.send(mail(sender=ANNA, to=request, subject="Kollegin", body=body),
                     mail_from=ANNA, to=request)
-    assert flow.last_to(MODERATOR)["Subject"].startswith(f"Einladung bereit: {KRAUS}")
+    assert flow.last_to(MODERATOR)["Subject"].startswith(f"Einladung vorbereitet: {KRAUS}")
     assert not any("Bitte bestätigen" in str(m["Subject"]) for m in flow.sent_to(ANNA))
     # An empty answer from the coordinator sends no invitation; it names the colleague.
     ready = flow.last_to(MODERATOR)
