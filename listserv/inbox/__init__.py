@@ -8,6 +8,6 @@ mail comes from a robot, which then never confirms, approves or gets an
 answer.
 
 Core: request, automatic
-Shell: processor
+Shell: processor, proof
 May import: config, intake, log, mail, store
 """

@@ -28,9 +28,9 @@ from listserv.config import ListConfig
 from listserv.context import Context
 from listserv.delivery.transform import list_copy
 from listserv.inbox.automatic import automatic_reason
+from listserv.inbox.proof import moderator_proven
 from listserv.inbox.request import Request
 from listserv.log import event
-from listserv.mail.dkim_proof import verified_aligned_async
 from listserv.mail.dmarc import needs_rewrite
 from listserv.mail.message import (
     message_id,
@@ -59,10 +59,7 @@ async def gather_facts(ctx: Context, req: Request) -> Facts:
             (mlist.address, sender))
         is_member = row is not None
     is_moderator = sender is not None and sender in mlist.moderators
-    aligned = False
-    if is_moderator and sender is not None:
-        aligned = await verified_aligned_async(req.item.raw, sender.rpartition("@")[2],
-                                               ctx.dkim_dns)
+    aligned = await moderator_proven(ctx.store, req, ctx.dkim_dns)
     own_id = mlist.list_id in header_text(req.msg, "List-Id").lower()
     own_loop = mlist.address in header_text(req.msg, "X-Loop").lower()
     own_addresses = {mlist.address, mlist.request_address, mlist.owner_address,

@@ -33,6 +33,7 @@ from listserv.clock import iso
 from listserv.config import Config
 from listserv.context import Context
 from listserv.log import event
+from listserv.store import replay
 
 DEFAULT_RETENTION_DAYS = 30   # for rows of a list no longer in the configuration
 REPLY_LOG_DAYS = 2            # the cap counts the last 24 h; a day more for clock skew
@@ -98,7 +99,8 @@ async def purge(ctx: Context) -> dict[str, int]:
     log stays quiet on such days.
     """
     now = ctx.clock()
-    counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0}
+    counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0,
+              "dkim_seen": 0}
     async with ctx.store.transaction() as db:
         async with db.execute("PRAGMA secure_delete") as cur:
             row = await cur.fetchone()
@@ -113,6 +115,7 @@ async def purge(ctx: Context) -> dict[str, int]:
             cur = await db.execute("DELETE FROM reply_log WHERE at < ?",
                                    (iso(now - timedelta(days=REPLY_LOG_DAYS)),))
             counts["reply_log"] = cur.rowcount
+            counts["dkim_seen"] = await replay.forget_expired(db, now)
         finally:
             await db.execute(f"PRAGMA secure_delete = {before}")
     done = {k: v for k, v in counts.items() if v}

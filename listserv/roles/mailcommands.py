@@ -21,9 +21,9 @@ from listserv.commands.parse import Verb, find_token, parse_commands
 from listserv.context import Context
 from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
+from listserv.inbox.proof import moderator_proven
 from listserv.inbox.request import Request, build
 from listserv.log import event
-from listserv.mail.dkim_proof import verified_aligned_async
 from listserv.mail.message import normalise_address, subject
 from listserv.membership.actions import (
     guess_language,
@@ -57,10 +57,8 @@ def command_handler(
             await ctx.store.finish(item.id, f"dropped: {exc}")
             return f"dropped: {exc}"
         outcome: str
-        if req.sender is not None and req.sender in req.mlist.moderators:
-            # Before the transaction: the DNS lookup must not hold the write lock.
-            req.moderator_verified = await verified_aligned_async(
-                item.raw, req.sender.rpartition("@")[2], ctx.dkim_dns)
+        # Before the transaction: the DNS lookup must not hold the write lock.
+        req.moderator_verified = await moderator_proven(ctx.store, req, ctx.dkim_dns)
         async with ctx.store.transaction() as db:
             reason = automatic_reason(req.msg, item.mail_from, ctx.config.lists)
             if reason is not None:
