@@ -7,7 +7,7 @@ with backoff and parking a poison message. ``request`` turns a row into a
 mail comes from a robot, which then never confirms, approves or gets an
 answer.
 
-Core: request, automatic
-Shell: processor, proof
+Core: request, automatic, examine
+Shell: processor, proof, worker
 May import: config, intake, log, mail, store
 """

@@ -7,7 +7,7 @@ post (and the owner forward). ``posts`` gathers the facts, holds, applies a
 moderator's decision, publishes approved posts and runs the reminder and
 expiry jobs.
 
-Core: policy, notices
+Core: policy, notices, copies
 Shell: posts
 May import: clock, commands, config, context, delivery, inbox, log, mail, membership, outbox, texts
 """

@@ -16,7 +16,6 @@ Post states:  held → approved (→ queued: outgoing_id set) | rejected | disca
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 import aiosqlite
 
@@ -26,7 +25,6 @@ from listserv.commands.parse import Verb
 from listserv.commands.tokens import Action, TokenRow
 from listserv.config import ListConfig
 from listserv.context import Context
-from listserv.delivery.transform import list_copy
 from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.proof import moderator_proven
 from listserv.inbox.request import Request
@@ -35,13 +33,12 @@ from listserv.mail.dmarc import needs_rewrite
 from listserv.mail.message import (
     message_id,
     message_id_of,
-    parse,
     recipients_in_headers,
-    sender_of,
     subject,
 )
 from listserv.mail.text import header_text
 from listserv.membership.actions import notify_moderators
+from listserv.moderation.copies import build_copy
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
@@ -196,9 +193,15 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
 
 
 async def publish_approved(ctx: Context) -> int:
-    """Queue every approved post that is not queued yet; return how many."""
+    """Queue every approved post that is not queued yet; return how many.
+
+    Each copy is built in the worker process (``copies.build_copy``, time and
+    memory limited). A post that cannot be built is parked with the reason
+    (``listserv status``, ``held list``) and the next post goes on: one
+    hostile post never stops the ones after it.
+    """
     rows = await ctx.store.fetchall(
-        "SELECT p.id, p.list_address, p.inbox_id, i.raw, i.mail_from FROM posts p"
+        "SELECT p.id, p.list_address, p.inbox_id, p.sender, i.raw FROM posts p"
         " JOIN inbox i ON i.id = p.inbox_id"
         " WHERE p.state = 'approved' AND p.outgoing_id IS NULL ORDER BY p.id")
     done = 0
@@ -206,38 +209,50 @@ async def publish_approved(ctx: Context) -> int:
         mlist = ctx.config.find_list(row["list_address"])
         if mlist is None or row["raw"] is None:
             continue
-        msg = parse(row["raw"])
-        rewrite = await _needs_dmarc_rewrite(ctx, mlist, msg)
+        rewrite = await _needs_dmarc_rewrite(ctx, mlist, row["sender"])
         personalize = ctx.config.delivery.personalize
-        copy = list_copy(msg, mlist, rewrite_from=rewrite, add_footer=not personalize)
-        data = copy.as_bytes()
+        try:
+            built = await ctx.in_worker(build_copy, row["raw"], mlist, rewrite, not personalize)
+        except Exception as exc:  # Refused by the worker's limits, or the copy cannot be written
+            await park_post(ctx, row["id"], f"list copy not built: {exc}", state="approved")
+            continue
         now = ctx.clock()
         async with ctx.store.transaction() as db:
-            async with db.execute("SELECT outgoing_id FROM posts WHERE id = ?",
+            async with db.execute("SELECT outgoing_id, state FROM posts WHERE id = ?",
                                   (row["id"],)) as cur:
                 current = await cur.fetchone()
-            if current is None or current[0] is not None:
-                continue  # queued meanwhile
+            if current is None or current[0] is not None or current[1] != "approved":
+                continue  # queued or discarded meanwhile
             outgoing_id, count = await enqueue_post(
                 db, now=now, list_address=mlist.address, mail_from=mlist.bounces_address,
-                raw=data, message_id=message_id(msg), inbox_id=row["inbox_id"],
+                raw=built.raw, message_id=built.message_id, inbox_id=row["inbox_id"],
                 verp=ctx.config.delivery.verp, personalize=personalize)
             await db.execute("UPDATE posts SET outgoing_id = ? WHERE id = ?",
                              (outgoing_id, row["id"]))
         event("post_queued", list=mlist.address, post=row["id"], outgoing=outgoing_id,
-              recipients=count, msgid=message_id(msg), dmarc_rewrite=rewrite)
+              recipients=count, msgid=built.message_id, dmarc_rewrite=rewrite)
         ctx.wake_sender()
         done += 1
     return done
 
 
-async def _needs_dmarc_rewrite(ctx: Context, mlist: ListConfig, msg: EmailMessage) -> bool:
+async def park_post(ctx: Context, post_id: int, reason: str, *, state: str) -> bool:
+    """A post that cannot be handled: state ``parked`` with ``reason``, for a person to see."""
+    async with ctx.store.transaction() as db:
+        cursor = await db.execute(
+            "UPDATE posts SET state = 'parked', reason = ?, decided_at = ?"
+            " WHERE id = ? AND state = ? AND outgoing_id IS NULL",
+            (reason[:300], iso(ctx.clock()), post_id, state))
+    event("post_parked", level="warning", post=post_id, reason=reason[:300])
+    return cursor.rowcount == 1
+
+
+async def _needs_dmarc_rewrite(ctx: Context, mlist: ListConfig, sender: str) -> bool:
     if mlist.dmarc_mitigation == "never":
         return False
     if mlist.dmarc_mitigation == "always":
         return True
-    sender = sender_of(msg).address
-    if sender is None:
+    if "@" not in sender:
         return False
     policy = await ctx.dmarc_lookup().policy(sender.rpartition("@")[2])
     return needs_rewrite(mlist.dmarc_mitigation, policy)

@@ -12,6 +12,7 @@ Each handler follows the same steps, in one transaction:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiosqlite
@@ -52,7 +53,7 @@ def command_handler(
     async def handle(item: InboxItem) -> str:
         now = ctx.clock()
         try:
-            req = build(item, ctx.config, now)
+            req = await asyncio.to_thread(build, item, ctx.config, now)
         except LookupError as exc:
             await ctx.store.finish(item.id, f"dropped: {exc}")
             return f"dropped: {exc}"
