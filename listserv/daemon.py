@@ -49,7 +49,8 @@ class Daemon:
         self._handlers = handlers
         self._dmarc = dmarc
         self._dkim_dns = dkim_dns
-        self.worker = worker or Worker()
+        self.worker = worker or Worker(timeout=config.server.worker_timeout,
+                                       memory_bytes=config.server.worker_memory_mb * 2**20)
         self.ctx: Context | None = None
         self.scheduler: Scheduler | None = None
         self.store: Store | None = None

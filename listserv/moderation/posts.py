@@ -172,6 +172,28 @@ async def set_decision(db: aiosqlite.Connection, post_id: int, state: str, *, by
     return cursor.rowcount == 1
 
 
+async def discard_any(db: aiosqlite.Connection, post_id: int, *, by: str, now: datetime) -> str:
+    """Discard a post whatever its state; copies not yet sent are dropped. Returns the old state.
+
+    For the operator's ``held discard``: a parked post (or one approved but
+    not yet out) must be removable without a decision path of its own.
+    """
+    async with db.execute("SELECT state, outgoing_id FROM posts WHERE id = ?",
+                          (post_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return "absent"
+    await db.execute("UPDATE posts SET state = 'discarded', decided_at = ?, decided_by = ?"
+                     " WHERE id = ?", (iso(now), by, post_id))
+    if row["outgoing_id"] is not None:
+        await db.execute(
+            "UPDATE deliveries SET state = 'failed', last_reply = 'discarded by ' || ?"
+            " WHERE outgoing_id = ? AND state IN ('pending', 'deferred')",
+            (by, row["outgoing_id"]))
+    event("post_discarded", post=post_id, was=row["state"], by=by)
+    return str(row["state"])
+
+
 async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: int,
                         reason: str, now: datetime, inbox_id: int | None) -> None:
     """Tell the poster her post was rejected, with the reason (a reply, and so capped).
