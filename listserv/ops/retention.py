@@ -14,6 +14,7 @@ the bodies go:
   ``deliveries`` rows are deleted: who received which mail is personal
   data too, and nothing reads it once the copy is final;
 * ``reply_log`` rows older than two days go: they only feed the daily cap;
+* ``dkim_seen`` rows past their ``expires_at`` go (``store.replay``);
 * ``consent_log`` is kept: it is the proof of consent (Art. 7 (1)).
 
 The purge runs with ``PRAGMA secure_delete`` so the freed pages are

@@ -198,7 +198,8 @@ def run_attack(daemon: Daemon, db_path: Path, attack: Attack) -> Result:
         peak = max(peak, daemon.rss_mb())
         if not sender.is_alive():
             if reply and not reply[0].startswith("250"):
-                outcome = f"refused at DATA: {reply[0][:90]}"
+                code, _, why = reply[0].partition(": ")
+                outcome = f"{code[:9]} at DATA: {why or code}"
             else:
                 outcome = inbox_outcome(db_path, msgid)
             if outcome is not None:
@@ -228,7 +229,7 @@ def test_no_hostile_mail_stalls_the_daemon_or_the_queue(served: tuple[Daemon, Pa
         assert result.worst_greeting < GREETING_WITHIN, result
         assert result.peak_rss < RSS_LIMIT_MB, result
         if attack.expect == "refused":
-            assert result.outcome.startswith("refused at DATA: 554 5.6.0"), result
+            assert result.outcome.startswith("554 5.6.0 at DATA: "), result
         else:
             assert result.outcome.startswith("done: parked:"), result
     # The parked post is where the coordinator looks, and the queue goes on behind it.
