@@ -15,7 +15,9 @@ Post states:  held → approved (→ queued: outgoing_id set) | rejected | disca
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from functools import partial
 
 import aiosqlite
 
@@ -110,8 +112,11 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
                                address=req.sender or "", now=req.now, days=mlist.hold_days,
                                requester=req.sender or "", data={"post": post_id})
     for moderator in mlist.moderators:
-        raw = held_notice(mlist, to=moderator, original=req.msg, raw=req.item.raw,
-                          reason=_reason_text(d), token=token, now=req.now)
+        # Writing the original back to bytes is the costly part: in a thread, so the
+        # event loop (SMTP) keeps answering while a large post is attached.
+        raw = await asyncio.to_thread(
+            partial(held_notice, mlist, to=moderator, original=req.msg, raw=req.item.raw,
+                    reason=_reason_text(d), token=token, now=req.now))
         await notify_raw(db, mlist, raw, rcpts=[moderator], now=req.now, kind="held_notice",
                          inbox_id=req.item.id, message_id=message_id_of(raw))
     if req.sender:

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
+import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import getaddresses, parsedate_to_datetime
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim.util import parse_tag_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from listserv.mail.dkim_proof import DECISION_HEADERS, aligned, examine, prove
+from tests.conftest import CORPUS
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 LIST = "liste@gelsenkirchen.de"
@@ -223,3 +230,65 @@ def test_any_added_decision_header_anywhere_is_refused(
     lines, body = _header_lines(SIGNED_MAIL)
     lines.insert(position % (len(lines) + 1), f"{case(name)}: {value}".encode())
     assert not check(b"\r\n".join(lines) + b"\r\n\r\n" + body).ok
+
+
+# -- the shared DKIM corpus (skipped where it is absent) --------------------------------------
+
+DKIM_CORPUS = CORPUS / "dkim"
+needs_corpus = pytest.mark.skipif(not (DKIM_CORPUS / "expected.json").is_file(),
+                                  reason=f"DKIM corpus not found at {DKIM_CORPUS}")
+
+
+def corpus_case(vector: dict, tables: dict) -> tuple[bytes, dict, Callable[..., bytes | None]]:
+    raw = (DKIM_CORPUS / vector["file"]).read_bytes().replace(b"\r\n", b"\n")
+    raw = raw.replace(b"\n", b"\r\n")
+    table = tables[vector["dns_table"]]
+
+    def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
+        value = table.get(name.decode("utf-8", "replace").rstrip("."))
+        if value is None or value == "NXDOMAIN":
+            return None
+        if value.startswith("~~"):
+            raise dkim.DnsTimeoutError(value)
+        return value.encode()
+
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    signature = parse_tag_value(msg.get("DKIM-Signature", "d=x").encode()) if msg.get(
+        "DKIM-Signature") else {}
+    facts = {
+        "from_domain": (signature.get(b"d") or b"x").decode("utf-8", "replace").strip(),
+        "recipients": {a.lower() for _, a in getaddresses(msg.get_all("To", [])
+                                                           + msg.get_all("Cc", []))},
+    }
+    try:
+        facts["now"] = parsedate_to_datetime(msg["Date"]) + timedelta(hours=1)
+    except Exception:
+        facts["now"] = NOW
+    return raw, facts, dnsfunc
+
+
+@needs_corpus
+def test_no_corpus_vector_that_fails_verification_is_ever_a_proof() -> None:
+    expected = json.loads((DKIM_CORPUS / "expected.json").read_text())
+    checked = 0
+    for vector in expected["vectors"]:
+        if vector["expected"] == "pass":
+            continue
+        raw, facts, dnsfunc = corpus_case(vector, expected["dns_tables"])
+        proof = examine(raw, dnsfunc=dnsfunc, **facts)
+        assert not proof.ok, vector["file"]
+        checked += 1
+    assert checked == 40
+
+
+@needs_corpus
+def test_the_rfc8463_example_is_a_proof_when_fresh_and_only_then() -> None:
+    expected = json.loads((DKIM_CORPUS / "expected.json").read_text())
+    (vector,) = [v for v in expected["vectors"] if v["file"] == "rfc8463/signed.eml"]
+    raw, facts, dnsfunc = corpus_case(vector, expected["dns_tables"])
+    proof = examine(raw, dnsfunc=dnsfunc, **facts)
+    assert proof.ok and proof.domain == "football.example.com", proof
+    stale = {**facts, "now": facts["now"] + timedelta(days=1)}
+    assert not examine(raw, dnsfunc=dnsfunc, **stale).ok
+    forged = b"Subject: entfernen joe@football.example.com\r\n" + raw
+    assert not examine(forged, dnsfunc=dnsfunc, **facts).ok
