@@ -14,7 +14,9 @@ Pure: bytes in, a short summary out; it raises on what it cannot read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 
 from listserv.mail.message import parse, sender_of, subject, to_bytes
 from listserv.mail.text import body_text, fresh_lines, header_text
@@ -32,6 +34,7 @@ class Examined:
     parts: int
     depth: int
     header_chars: int
+    faults: tuple[str, ...]   # steps that raised: the handlers guard those themselves
 
 
 def _depth_and_parts(msg: object) -> tuple[int, int]:
@@ -46,22 +49,46 @@ def _depth_and_parts(msg: object) -> tuple[int, int]:
             raise Unreadable(f"over {MAX_PARTS} MIME parts")
         if depth > MAX_DEPTH:
             raise Unreadable(f"nested deeper than {MAX_DEPTH} levels")
-        payload = part.get_payload() if hasattr(part, "get_payload") else None  # type: ignore[attr-defined]
+        payload = part.get_payload() if isinstance(part, Message) else None
         if isinstance(payload, list):
             stack.extend((child, level + 1) for child in payload)
     return depth, parts
 
 
-def examine_message(raw: bytes) -> Examined:
-    """Everything a handler reads, once; raises ``Unreadable`` (or the parser's error)."""
-    msg = parse(raw)
-    depth, parts = _depth_and_parts(msg)
+def _header_chars(msg: Message) -> int:
     chars = 0
     for part in msg.walk():
         for name in part:
             chars += len(header_text(part, name))
-    sender_of(msg)
-    subject(msg)
-    fresh_lines(body_text(msg))
-    to_bytes(msg)
-    return Examined(parts=parts, depth=depth, header_chars=chars)
+    return chars
+
+
+def examine_message(raw: bytes) -> Examined:
+    """Everything a handler reads, once; raises only when a limit is exceeded.
+
+    ``Unreadable`` (too many parts, too deep), ``MemoryError`` and
+    ``RecursionError`` mean the mail is beyond us; any other error of one
+    step is only noted in ``faults``: the email package raises on some
+    real mail (a CR-only bounce that cannot be written back, an address
+    with CR/LF), and the handlers already guard those calls. The time
+    limit is the worker's.
+    """
+    msg = parse(raw)
+    depth, parts = _depth_and_parts(msg)
+    faults: list[str] = []
+    chars = 0
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("headers", lambda: _header_chars(msg)), ("sender", lambda: sender_of(msg)),
+        ("subject", lambda: subject(msg)), ("text", lambda: fresh_lines(body_text(msg))),
+        ("bytes", lambda: to_bytes(msg))]
+    for name, step in steps:
+        try:
+            result = step()
+        except (Unreadable, MemoryError, RecursionError):
+            raise
+        except Exception as exc:
+            faults.append(f"{name}: {type(exc).__name__}")
+            continue
+        if name == "headers":
+            chars = int(result)  # type: ignore[call-overload]
+    return Examined(parts=parts, depth=depth, header_chars=chars, faults=tuple(faults))

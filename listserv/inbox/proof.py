@@ -31,5 +31,6 @@ async def moderator_proven(store: Store, req: Request, dnsfunc: DnsFunc | None) 
                                     inbox_id=req.item.id, now=req.now)
     reason = proof.reason if not proof.ok else ("verified" if fresh else "replayed")
     event("dkim_proof", inbox=req.item.id, msgid=req.item.message_id, sender=sender,
-          ok=proof.ok and fresh, reason=reason, level="info" if fresh else "warning")
+          ok=proof.ok and fresh, reason=reason,
+          level="warning" if proof.ok and not fresh else "info")   # a replay is worth a look
     return proof.ok and fresh

@@ -9,7 +9,6 @@ code can ask "who sent this?" of any message without a try/except.
 from __future__ import annotations
 
 import email
-import email.parser
 import email.policy
 import re
 from dataclasses import dataclass
@@ -54,25 +53,35 @@ def raw_subject_of(raw: bytes, limit: int = 120) -> str:
 def parse(raw: bytes) -> EmailMessage:
     """Parse with the modern policy; parsing itself does not raise on bad mail.
 
-    Raw 8-bit headers (RFC 6532, SMTPUTF8: ``From: Jörg Müller <jörg@…>``)
-    are read as UTF-8, or as Latin-1 when they are not valid UTF-8 (old
-    clients wrote their own charset raw). The email package alone would
-    keep such bytes as lone surrogates, which no text, log line or SQLite
-    column can take: the cause of "failed" rows for perfectly good mail.
-    The body stays bytes-exact (its parts declare their own charsets).
+    Raw 8-bit header values (RFC 6532, SMTPUTF8: ``From: Jörg Müller
+    <jörg@…>``) are read as UTF-8, or as Latin-1 when they are not valid
+    UTF-8 (old clients wrote their own charset raw). The email package
+    alone keeps such bytes as lone surrogates, which no text, log line or
+    SQLite column can take: the cause of "failed" rows for good mail. Only
+    the top-level header values are decoded; the body and the parts stay
+    as the bytes parser read them.
     """
-    head = header_block(raw)
-    if head.isascii():
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-    else:
-        try:
-            head_text = head.decode("utf-8")
-        except UnicodeDecodeError:
-            head_text = head.decode("latin-1")
-        body = raw[len(head):].decode("ascii", "surrogateescape")
-        msg = email.parser.Parser(policy=email.policy.default).parsestr(head_text + body)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
+    items = list(msg.raw_items())
+    if all(value.isascii() for _, value in items):
+        return msg
+    for name in {name for name, _ in items}:
+        del msg[name]
+    for name, value in items:
+        msg.set_raw(name, _decoded(value))
     return msg
+
+
+def _decoded(value: str) -> str:
+    """A header value the bytes parser read: its 8-bit bytes as UTF-8, else Latin-1."""
+    if value.isascii():
+        return value
+    data = value.encode("ascii", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def one_line(text: str, limit: int = 200) -> str:
