@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from listserv.clock import Clock
 from listserv.config import Config
-from listserv.inbox.worker import Worker
+from listserv.inbox.worker import Unavailable, Worker
 from listserv.mail.dkim_proof import DnsFunc
 from listserv.mail.dmarc_lookup import DmarcLookup
 from listserv.store.database import Store
@@ -44,5 +44,8 @@ class Context:
     async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` off the event loop: in the limited worker process when there is one."""
         if self.worker is not None:
-            return await self.worker.call(fn, *args)
+            try:
+                return await self.worker.call(fn, *args)
+            except Unavailable:
+                pass   # no process could be started: a thread, without the limits
         return await asyncio.to_thread(fn, *args)

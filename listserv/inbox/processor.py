@@ -26,7 +26,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 
 from listserv.inbox.examine import examine_message
-from listserv.inbox.worker import Refused, Worker
+from listserv.inbox.worker import Refused, Unavailable, Worker
 from listserv.intake.routing import Role
 from listserv.log import event
 from listserv.store.database import Store
@@ -111,6 +111,8 @@ class Processor:
             except Refused as exc:
                 await self._park(item, str(exc))
                 return True
+            except Unavailable:
+                pass   # logged by the worker; the handlers still parse in a thread
         handler = self.handlers.get(Role(item.role), record_only)
         try:
             outcome = await handler(item)

@@ -15,6 +15,8 @@ the called function.
 Functions are passed by reference (pickled by module and name), so only
 module-level functions can be called; their arguments and result must be
 picklable. One call at a time: the processor and the publisher take turns.
+When no process can be started at all (``Unavailable``), callers do the
+work in a thread instead: a host fault must not park every mail.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ _PRELOAD = ["listserv.inbox.examine", "listserv.delivery.transform"]
 
 class Refused(Exception):
     """The work did not finish within the limits; ``str(exc)`` says why."""
+
+
+class Unavailable(Exception):
+    """No worker process could be started (a fault of the host, not of the mail)."""
 
 
 def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> None:
@@ -98,7 +104,14 @@ class Worker:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the child; raises ``Refused`` when a limit was hit."""
         async with self._lock:
-            conn = self._conn if self._conn is not None else await asyncio.to_thread(self._start)
+            conn = self._conn
+            if conn is None:
+                try:
+                    conn = await asyncio.to_thread(self._start)
+                except Exception as exc:
+                    event("worker_unavailable", level="error",
+                          error=f"{type(exc).__name__}: {exc}")
+                    raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
             try:
                 await asyncio.to_thread(conn.send, (fn, args))
                 ready = await asyncio.to_thread(conn.poll, self.timeout)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from listserv.inbox.examine import examine_message
-from listserv.inbox.worker import Refused, Worker
+from listserv.inbox.worker import Refused, Unavailable, Worker
 
 
 @pytest.fixture
@@ -60,3 +60,14 @@ async def test_the_event_loop_runs_while_the_worker_works(worker: Worker) -> Non
     await worker.call(time.sleep, 0.5)
     task.cancel()
     assert ticks >= 20
+
+
+async def test_a_worker_that_cannot_start_is_unavailable_not_refused(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_processes(self: Worker) -> None:
+        raise OSError("fork not permitted")
+
+    monkeypatch.setattr(Worker, "_start", no_processes)
+    with pytest.raises(Unavailable, match="fork not permitted"):
+        await worker.call(len, b"x")
