@@ -117,6 +117,20 @@ def test_signed_cc_names_the_list() -> None:
     assert check(sign(message(to="kollegin@schule.example", extra=[f"Cc: {LIST}"]))).ok
 
 
+@pytest.mark.parametrize("to", [
+    f'"{LIST}" <kollegin@schule.example>',                       # our address as a name
+    "=?utf-8?q?liste=40gelsenkirchen.de?= <kollegin@schule.example>",
+    f"kollegin@schule.example (bitte an {LIST})",                  # ... or in a comment
+])
+def test_our_address_only_as_a_name_or_comment_is_not_addressed_to_us(to: str) -> None:
+    assert check(sign(message(to=to))).reason == "our address is not among the signed To/Cc"
+
+
+def test_an_obsolete_space_before_the_colon_is_no_proof() -> None:
+    raw = sign(message())
+    assert not check(b"Subject : entfernen mitglied@schule.example\r\n" + raw).ok
+
+
 def test_a_mail_to_someone_else_is_no_proof_for_us() -> None:
     proof = check(sign(message(to="kollegin@schule.example")))
     assert proof.reason == "our address is not among the signed To/Cc"
