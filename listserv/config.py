@@ -46,6 +46,8 @@ class ServerConfig:
     timeout: int = 300             # seconds a session may stay idle (RFC 5321 4.5.3.2)
     max_recipients: int = 100      # RCPT commands per transaction; beyond that 452
     shutdown_grace: int = 10       # seconds given to transactions in flight at SIGTERM
+    worker_timeout: int = 20       # seconds the worker may spend reading one mail (inbox/worker)
+    worker_memory_mb: int = 1024   # address space of the worker process
 
 
 @dataclass(frozen=True)

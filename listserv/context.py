@@ -9,14 +9,19 @@ handler directly.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from listserv.clock import Clock
 from listserv.config import Config
+from listserv.inbox.worker import Unavailable, Worker
 from listserv.mail.dkim_proof import DnsFunc
 from listserv.mail.dmarc_lookup import DmarcLookup
 from listserv.store.database import Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,8 +34,18 @@ class Context:
     wake_sender: Callable[[], None] = lambda: None
     dmarc: DmarcLookup | None = None          # None: real DNS (built on first use)
     dkim_dns: DnsFunc | None = None           # None: dkimpy's own DNS lookup
+    worker: Worker | None = None              # None: a thread (tests that build a Context)
 
     def dmarc_lookup(self) -> DmarcLookup:
         if self.dmarc is None:
             self.dmarc = DmarcLookup()
         return self.dmarc
+
+    async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` off the event loop: in the limited worker process when there is one."""
+        if self.worker is not None:
+            try:
+                return await self.worker.call(fn, *args)
+            except Unavailable:
+                pass   # no process could be started: a thread, without the limits
+        return await asyncio.to_thread(fn, *args)

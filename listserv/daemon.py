@@ -29,6 +29,7 @@ from listserv.delivery.sender import Sender
 from listserv.delivery.signing import Signer
 from listserv.errors import ConfigError
 from listserv.inbox.processor import Handler, Processor
+from listserv.inbox.worker import Worker
 from listserv.intake.routing import Role
 from listserv.intake.server import Intake, IntakeServer
 from listserv.log import event
@@ -36,7 +37,7 @@ from listserv.mail.dkim_proof import DnsFunc
 from listserv.mail.dmarc_lookup import DmarcLookup
 from listserv.ops import preflight
 from listserv.ops.scheduler import Scheduler
-from listserv.roles.table import build_handlers
+from listserv.roles.table import build_handlers, build_parkers
 from listserv.store.database import Store
 
 if TYPE_CHECKING:  # aiohttp is imported only when [web] is configured
@@ -52,12 +53,15 @@ class Daemon:
         handlers: Mapping[Role, Handler] | None = None,
         dmarc: DmarcLookup | None = None,
         dkim_dns: DnsFunc | None = None,
+        worker: Worker | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self._handlers = handlers
         self._dmarc = dmarc
         self._dkim_dns = dkim_dns
+        self.worker = worker or Worker(timeout=config.server.worker_timeout,
+                                       memory_bytes=config.server.worker_memory_mb * 2**20)
         self.ctx: Context | None = None
         self.scheduler: Scheduler | None = None
         self.store: Store | None = None
@@ -123,11 +127,11 @@ class Daemon:
         self.store = await Store.open(self.config.database_path, clock=self.clock)
         self.ctx = Context(config=self.config, store=self.store, clock=self.clock,
                            wake_sender=self.wake_sender, dmarc=self._dmarc,
-                           dkim_dns=self._dkim_dns)
-        handlers = self._handlers
+                           dkim_dns=self._dkim_dns, worker=self.worker)
+        handlers, parkers = self._handlers, {}
         if handlers is None:
-            handlers = build_handlers(self.ctx)
-        self.processor = Processor(self.store, handlers)
+            handlers, parkers = build_handlers(self.ctx), build_parkers(self.ctx)
+        self.processor = Processor(self.store, handlers, worker=self.worker, park=parkers)
         await self.processor.recover()
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self.sender = Sender(self.config, self.store, clock=self.clock)
@@ -184,6 +188,7 @@ class Daemon:
                       error=f"{type(exc).__name__}: {exc}")
         if self.sender is not None:
             await self.sender.stop()
+        self.worker.close()
         if self.store is not None:
             await self.store.close()
         self._release()

@@ -39,7 +39,7 @@ from listserv.bounces.prose import (
     says_undeliverable,
 )
 
-__all__ = ["NOT_A_BOUNCE", "BounceReport", "analyse"]
+__all__ = ["ANALYSIS_FAILED", "NOT_A_BOUNCE", "BounceReport", "analyse"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,14 @@ class BounceReport:
     ``permanent`` failed for good (5.x.x, or the MTA gave up); ``temporary`` are delay
     warnings and 4.x.x. ``is_bounce`` is False for mail that is no delivery failure at
     all (auto-replies, success DSNs, complaints, ordinary mail); it can be True with
-    both sets empty when a bounce names nobody we could read.
+    both sets empty when a bounce names nobody we could read. ``error`` is set when
+    our reading itself failed: that is a fault to count and look at, not "no bounce".
     """
 
     permanent: frozenset[str]
     temporary: frozenset[str]
     is_bounce: bool
+    error: str = ""
 
     @property
     def recipients(self) -> frozenset[str]:
@@ -62,6 +64,7 @@ class BounceReport:
 
 
 NOT_A_BOUNCE = BounceReport(frozenset(), frozenset(), False)
+ANALYSIS_FAILED = "bounce analysis failed"   # the inbox outcome ``listserv status`` counts
 
 _DAEMON_RE = re.compile(
     r"mailer[-_]?daemon|post_?master|mail[-_ ]?delivery|mail[-_]?daemon|mailer@|"
@@ -87,14 +90,15 @@ _AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-mail
 
 
 def analyse(raw: bytes, *, verp_recipient: str | None = None) -> BounceReport:
-    """Read one incoming mail to a bounce address; never raises.
+    """Read one incoming mail to a bounce address; never raises (a fault is ``error``).
 
     ``verp_recipient`` is the member decoded from a VERP envelope recipient, if any.
     """
     try:
         return _analyse(raw, verp_recipient)
-    except Exception:  # a reader that raises on a hostile bounce would stop the queue
-        return NOT_A_BOUNCE
+    except Exception as exc:  # a reader that raises on a hostile bounce would stop the queue
+        return BounceReport(frozenset(), frozenset(), False,
+                            error=f"{type(exc).__name__}: {exc}"[:200])
 
 
 def _analyse(raw: bytes, verp_recipient: str | None) -> BounceReport:

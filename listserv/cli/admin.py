@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from listserv.clock import from_iso, local_text
 from listserv.config import Config, ListConfig
 from listserv.errors import ConfigError, StoreError
-from listserv.mail.message import normalise_address, parse
+from listserv.mail.message import header_block, normalise_address, parse
 from listserv.mail.text import body_text, fresh_lines, header_text
 from listserv.membership import members as member_data
 from listserv.membership.memberfile import read_members
@@ -57,9 +57,10 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
     held = sub.add_parser("held", help="the moderation queue", parents=[common])
     hsub = held.add_subparsers(dest="action", required=True, metavar="ACTION")
-    leaf(hsub, "list", "posts waiting for a decision")
-    for name in ("show", "approve", "discard"):
-        leaf(hsub, name, f"{name} a held post").add_argument(
+    leaf(hsub, "list", "posts waiting for a decision, and parked ones")
+    for name, what in (("show", "show a held or parked post"), ("approve", "approve a held post"),
+                       ("discard", "discard a post in any state (unsent copies are dropped)")):
+        leaf(hsub, name, what).add_argument(
             "id", type=int, metavar="ID", help="the post's number, as 'held list' shows it")
     p = leaf(hsub, "reject", "reject a held post; the reason goes to the poster")
     p.add_argument("id", type=int, metavar="ID", help="the post's number, as 'held list' shows it")
@@ -231,12 +232,16 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
 
     if args.action == "list":
         rows = await store.fetchall(
-            "SELECT id, list_address, sender, subject, reason, created_at FROM posts"
-            " WHERE state = 'held' ORDER BY id")
+            "SELECT id, list_address, sender, subject, reason, created_at, state FROM posts"
+            " WHERE state IN ('held', 'parked') ORDER BY id")
         for r in rows:
+            mark = "  PARKED" if r["state"] == "parked" else ""
             print(f"{r['id']:>5}  {_local(cfg, from_iso(r['created_at']))}  {r['list_address']}"
-                  f"  {r['sender']}  {r['subject'] or '-'}  ({r['reason']})")
-        print(f"{len(rows)} held post(s)", file=sys.stderr)
+                  f"  {r['sender']}  {r['subject'] or '-'}  ({r['reason']}){mark}")
+        parked = sum(r["state"] == "parked" for r in rows)
+        print(f"{len(rows) - parked} held post(s)"
+              + (f", {parked} parked (discard with 'listserv held discard ID')" if parked
+                 else ""), file=sys.stderr)
         return 0
     row = await store.fetchone(
         "SELECT p.*, i.raw FROM posts p JOIN inbox i ON i.id = p.inbox_id WHERE p.id = ?",
@@ -244,6 +249,18 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
     if row is None:
         print(f"no post {args.id}", file=sys.stderr)
         return 1
+    if args.action == "show" and row["state"] == "parked":
+        # Parsing it is what failed: show the first header lines as they came.
+        print(f"State: parked  Reason: {row['reason']}  Size: {row['size']}")
+        print()
+        head = header_block(row["raw"] or b"")[:4000].decode("utf-8", "replace")
+        print("\n".join(line[:200] for line in head.splitlines()[:30]))
+        return 0
+    if args.action == "discard":
+        async with store.transaction() as db:
+            found = await posts.discard_any(db, args.id, by="cli", now=_now())
+        print(f"post {args.id} discarded (was {found})")
+        return 0
     if args.action == "show":
         msg = parse(row["raw"] or b"")
         for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):

@@ -5,9 +5,12 @@ its role (the table is in ``roles``) and records the outcome, retrying
 with backoff and parking a poison message. ``request`` turns a row into a
 ``Request`` (parsed once, sender validated); ``automatic`` says whether a
 mail comes from a robot, which then never confirms, approves or gets an
-answer.
+answer. ``worker`` is the time- and memory-limited process in which
+``examine`` reads each mail once before its handler (a mail it cannot
+finish is parked); ``proof`` asks ``mail.dkim_proof`` about a
+moderator's mail and remembers each proof once (``store.replay``).
 
-Core: request, automatic
-Shell: processor
+Core: request, automatic, examine
+Shell: processor, proof, worker
 May import: config, intake, log, mail, store
 """

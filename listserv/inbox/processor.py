@@ -10,6 +10,13 @@ the row's id).
 Handlers are plain async functions ``(item) -> outcome``, one per
 ``intake.routing.Role``, given in a table (``roles.table``); a role without
 one is only recorded.
+
+Before its handler, each row is read once in the worker process
+(``examine.examine_message`` through ``worker.Worker``, with a time and a
+memory limit): a mail that does not finish there is *parked* (``park``:
+the row ends ``done`` with outcome ``parked: <reason>``; a post also gets
+a posts row in state ``parked``) and the processor takes the next row, so
+no mail can stall the queue or the event loop.
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 
+from listserv.inbox.examine import examine_message
+from listserv.inbox.worker import Refused, Unavailable, Worker
 from listserv.intake.routing import Role
 from listserv.log import event
 from listserv.store.database import Store
 from listserv.store.rows import InboxItem, InboxState
 
 Handler = Callable[[InboxItem], Awaitable[str]]
+Parker = Callable[[InboxItem, str], Awaitable[str]]
 
 
 async def record_only(item: InboxItem) -> str:
@@ -38,9 +48,13 @@ class Processor:
         handlers: Mapping[Role, Handler] | None = None,
         *,
         idle_poll: float = 30.0,
+        worker: Worker | None = None,
+        park: Mapping[Role, Parker] | None = None,
     ) -> None:
         self.store = store
         self.handlers = dict(handlers or {})
+        self.worker = worker
+        self.parkers = dict(park or {})
         self.idle_poll = idle_poll
         self._wake = asyncio.Event()
         self._stopping = False
@@ -91,6 +105,14 @@ class Processor:
             return False
         if item is None:
             return False
+        if self.worker is not None:
+            try:
+                await self.worker.call(examine_message, item.raw)
+            except Refused as exc:
+                await self._park(item, str(exc))
+                return True
+            except Unavailable:
+                pass   # logged by the worker; the handlers still parse in a thread
         handler = self.handlers.get(Role(item.role), record_only)
         try:
             outcome = await handler(item)
@@ -112,3 +134,15 @@ class Processor:
         event("processed", inbox=item.id, msgid=item.message_id, role=item.role,
               list=item.list_address, outcome=outcome)
         return True
+
+    async def _park(self, item: InboxItem, reason: str) -> None:
+        parker = self.parkers.get(Role(item.role))
+        try:
+            outcome = await parker(item, reason) if parker is not None else f"parked: {reason}"
+            await self.store.finish(item.id, outcome)
+        except Exception as exc:  # the store is down: the row is recovered at the next start
+            event("park_failed", level="error", inbox=item.id,
+                  error=f"{type(exc).__name__}: {exc}")
+            return
+        event("parked", level="warning", inbox=item.id, msgid=item.message_id,
+              role=item.role, list=item.list_address, reason=reason)

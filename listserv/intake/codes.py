@@ -17,6 +17,7 @@ TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients in one transaction"
 # DATA
 TOO_BIG = "552 5.3.4 Message too big for this list"
 LINE_TOO_LONG = "500 5.5.6 Line too long (RFC 5321 4.5.3.1.6)"
+TOO_COMPLEX = "554 5.6.0 Message structure too complex for this list"   # intake.screen
 STORE_FAILED = "451 4.3.0 Temporary failure storing the message, please try again later"
 
 # Session

@@ -32,6 +32,7 @@ from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
 from listserv.intake import codes
 from listserv.intake.routing import Refusal, Route, route
+from listserv.intake.screen import screen
 from listserv.log import event
 from listserv.mail.message import message_id_of
 from listserv.store.database import Store
@@ -87,6 +88,11 @@ class Intake:
         lmtp = isinstance(server, LMTP)
         raw = envelope.original_content or b""
         now = self.clock()
+        refused = await asyncio.to_thread(screen, raw)
+        if refused is not None:
+            event("refused", reason="too complex", detail=refused, msgid=message_id_of(raw),
+                  peer=_peer(session), size=len(raw))
+            return _per_recipient(f"{codes.TOO_COMPLEX}: {refused}", envelope, lmtp)
         routes = _unique_routes(envelope.rcpt_tos, self.config)
         received = self._received_header(server, session, envelope, now)
         mail_from = envelope.mail_from or ""

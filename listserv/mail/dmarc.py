@@ -7,12 +7,11 @@ made here; ``dmarc_lookup.DmarcLookup`` finds the policy in DNS.
 
 Choices:
 
-* Organisational domain: no public suffix list is bundled. The last two
-  labels are taken, or the last three when the last two are a known
-  two-level suffix (``co.uk``, ``com.au``, ...; ``_TWO_LEVEL``). A suffix we
-  do not know makes us ask ``_dmarc.<suffix>``, which has no record, so the
-  error is "no rewrite" for a subdomain of such a registry, never a wrong
-  rewrite. German domains (``.de``) need no list.
+* Organisational domain: the registered domain by the Public Suffix List
+  (the ``publicsuffixlist`` package, which ships its own copy of the list:
+  no network). Never a "last two labels" guess: ``x.com.de`` and
+  ``evil.com.de`` are two owners (``com.de`` is a public suffix), and the
+  DKIM proof (``dkim_proof``) relies on telling them apart.
 * A record without a valid ``p=`` counts as ``none``; several DMARC records
   at one name count as ``absent`` (RFC 7489 6.6.3). ``pct=`` is ignored:
   a post either passes or not, and DMARCbis drops the tag.
@@ -21,6 +20,8 @@ Choices:
 from __future__ import annotations
 
 from enum import StrEnum
+
+from publicsuffixlist import PublicSuffixList
 
 
 class DmarcPolicy(StrEnum):
@@ -44,21 +45,21 @@ def needs_rewrite(mitigation: str, policy: DmarcPolicy) -> bool:
     raise ValueError(f"unknown dmarc_mitigation {mitigation!r} (known: {', '.join(MITIGATIONS)})")
 
 
-_TWO_LEVEL = frozenset({
-    "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk", "sch.uk",
-    "nhs.uk", "co.at", "or.at", "ac.at", "gv.at", "com.au", "net.au", "org.au", "edu.au",
-    "gov.au", "co.nz", "org.nz", "co.jp", "ne.jp", "or.jp", "ac.jp", "go.jp", "com.br",
-    "com.cn", "com.tr", "co.za", "co.in", "com.mx", "co.il", "com.ar", "com.pl", "co.kr",
-    "com.es", "com.gr", "com.ua", "com.ru", "co.th", "com.sg", "com.hk", "com.tw",
-})
+_SUFFIXES = PublicSuffixList()   # the bundled list (ICANN and private sections)
 
 
 def organisational_domain(domain: str) -> str:
-    """The registered domain of ``domain`` by the heuristic described above."""
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and ".".join(labels[-2:]) in _TWO_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    """The registered domain of ``domain`` by the Public Suffix List.
+
+    A name that is itself a public suffix (``com.de``) is its own
+    organisational domain, so it aligns with nothing but itself.
+    """
+    name = domain.lower().strip().rstrip(".")
+    try:
+        registered = _SUFFIXES.privatesuffix(name)
+    except Exception:  # an empty label, a name the list cannot read
+        registered = None
+    return registered or name
 
 
 def parse_record(records: list[str], *, subdomain: bool = False) -> DmarcPolicy | None:

@@ -23,6 +23,7 @@ from listserv.mail.text import header_text
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
+_SUBJECT = re.compile(rb"^subject:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
 def header_block(raw: bytes) -> bytes:
@@ -42,16 +43,64 @@ def message_id_of(raw: bytes) -> str:
     return _UNSAFE.sub("", match.group(1).decode("latin-1"))[:250]
 
 
+def raw_subject_of(raw: bytes, limit: int = 120) -> str:
+    """The Subject line's first bytes, undecoded: for a mail too hostile to parse."""
+    match = _SUBJECT.search(header_block(raw)[:65536])
+    if not match:
+        return ""
+    return one_line(match.group(1)[:limit].decode("utf-8", "replace"), limit)
+
+
 def parse(raw: bytes) -> EmailMessage:
-    """Parse with the modern policy; parsing itself does not raise on bad mail."""
+    """Parse with the modern policy; parsing itself does not raise on bad mail.
+
+    Raw 8-bit header values (RFC 6532, SMTPUTF8: ``From: Jörg Müller
+    <jörg@…>``) are read as UTF-8, or as Latin-1 when they are not valid
+    UTF-8 (old clients wrote their own charset raw). The email package
+    alone keeps such bytes as lone surrogates, which no text, log line or
+    SQLite column can take: the cause of "failed" rows for good mail. Only
+    the top-level header values are decoded; the body and the parts stay
+    as the bytes parser read them.
+    """
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
+    items = list(msg.raw_items())
+    if all(value.isascii() for _, value in items):
+        return msg
+    for name in {name for name, _ in items}:
+        del msg[name]
+    for name, value in items:
+        msg.set_raw(name, _decoded(value))
     return msg
 
 
+def _decoded(value: str) -> str:
+    """A header value the bytes parser read: its 8-bit bytes as UTF-8, else Latin-1."""
+    if value.isascii():
+        return value
+    data = value.encode("ascii", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def one_line(text: str, limit: int = 200) -> str:
-    """User text made safe for a header we build: no CR/LF/NUL, bounded length."""
-    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+    """User text made safe for a header we build: no CR/LF/NUL, no lone surrogate
+    (an undecodable byte becomes U+FFFD), bounded length."""
+    return " ".join(_CONTROL.sub(" ", without_surrogates(text)).split())[:limit]
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each undecodable byte (a lone surrogate) as U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def decode_words(text: str) -> str:
@@ -140,3 +189,17 @@ def references(msg: EmailMessage) -> list[str]:
 
 def subject(msg: EmailMessage) -> str:
     return one_line(header_text(msg, "Subject"), 300)
+
+
+def to_bytes(msg: EmailMessage, policy: email.policy.EmailPolicy | None = None) -> bytes:
+    """``msg`` as bytes; raw UTF-8 headers (RFC 6532) stay UTF-8 instead of raising.
+
+    A header that came in as raw UTF-8 (see ``parse``) cannot be written in
+    7-bit without changing its meaning (a UTF-8 local part has no encoded
+    form), so such a mail is written with ``utf8=True``, as it arrived.
+    """
+    policy = policy or msg.policy  # type: ignore[assignment]
+    try:
+        return msg.as_bytes(policy=policy)
+    except UnicodeEncodeError:
+        return msg.as_bytes(policy=policy.clone(utf8=True))  # type: ignore[union-attr]

@@ -39,7 +39,7 @@ class Facts:
     sender: str | None            # validated From address
     is_member: bool
     is_moderator: bool
-    dkim_aligned_moderator: bool  # a valid DKIM signature whose d= aligns with the moderator's
+    dkim_aligned_moderator: bool  # mail.dkim_proof holds and the proof is new (inbox.proof)
     list_addressed: bool          # the list address appears in To or Cc
     has_own_list_id: bool         # our List-Id header, or our X-Loop
     from_own_address: bool

@@ -15,8 +15,9 @@ Post states:  held → approved (→ queued: outgoing_id set) | rejected | disca
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import aiosqlite
@@ -27,19 +28,15 @@ from listserv.commands.parse import Verb
 from listserv.commands.tokens import Action, TokenRow
 from listserv.config import ListConfig
 from listserv.context import Context
-from listserv.delivery.transform import list_copy
 from listserv.inbox.automatic import automatic_reason
+from listserv.inbox.proof import moderator_proven
 from listserv.inbox.request import Request
 from listserv.log import event
-from listserv.mail.dkim_proof import verified_aligned_async
-from listserv.mail.dmarc import needs_rewrite
 from listserv.mail.message import (
     message_id,
     message_id_of,
     one_line,
-    parse,
     recipients_in_headers,
-    sender_of,
     subject,
 )
 from listserv.mail.text import header_text
@@ -47,7 +44,7 @@ from listserv.membership.actions import acknowledge, notify_moderators, start_jo
 from listserv.moderation.notices import held_notice
 from listserv.moderation.policy import Action as PolicyAction
 from listserv.moderation.policy import Decision, Facts, decide
-from listserv.outbox.queue import enqueue_post
+from listserv.moderation.publish import publish_approved
 from listserv.outbox.respond import answer, notify, notify_raw
 from listserv.texts.compose import compose
 from listserv.texts.render import render
@@ -62,10 +59,7 @@ async def gather_facts(ctx: Context, req: Request) -> Facts:
             (mlist.address, sender))
         is_member = row is not None
     is_moderator = sender is not None and sender in mlist.moderators
-    aligned = False
-    if is_moderator and sender is not None:
-        aligned = await verified_aligned_async(req.item.raw, sender.rpartition("@")[2],
-                                               ctx.dkim_dns)
+    aligned = await moderator_proven(ctx.store, req, ctx.dkim_dns)
     own_id = mlist.list_id in header_text(req.msg, "List-Id").lower()
     own_loop = mlist.address in header_text(req.msg, "X-Loop").lower()
     own_addresses = {mlist.address, mlist.request_address, mlist.owner_address,
@@ -123,9 +117,12 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
                                requester=req.sender or "",
                                data={"post": post_id, "request_like": request_like})
     for moderator in mlist.moderators:
-        raw = held_notice(mlist, to=moderator, original=req.msg, raw=req.item.raw,
-                          reason=_reason_text(d, mlist), token=token, now=req.now,
-                          zone=ZoneInfo(req.timezone), request_like=request_like)
+        # Writing the original back to bytes is the costly part: in a thread, so the
+        # event loop (SMTP) keeps answering while a large post is attached.
+        raw = await asyncio.to_thread(
+            partial(held_notice, mlist, to=moderator, original=req.msg, raw=req.item.raw,
+                    reason=_reason_text(d, mlist), token=token, now=req.now,
+                    zone=ZoneInfo(req.timezone), request_like=request_like))
         await notify_raw(db, mlist, raw, rcpts=[moderator], now=req.now, kind="held_notice",
                          inbox_id=req.item.id, message_id=message_id_of(raw))
     if req.sender:
@@ -234,6 +231,28 @@ async def set_decision(db: aiosqlite.Connection, post_id: int, state: str, *, by
     return cursor.rowcount == 1
 
 
+async def discard_any(db: aiosqlite.Connection, post_id: int, *, by: str, now: datetime) -> str:
+    """Discard a post whatever its state; copies not yet sent are dropped. Returns the old state.
+
+    For the operator's ``held discard``: a parked post (or one approved but
+    not yet out) must be removable without a decision path of its own.
+    """
+    async with db.execute("SELECT state, outgoing_id FROM posts WHERE id = ?",
+                          (post_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return "absent"
+    await db.execute("UPDATE posts SET state = 'discarded', decided_at = ?, decided_by = ?"
+                     " WHERE id = ?", (iso(now), by, post_id))
+    if row["outgoing_id"] is not None:
+        await db.execute(
+            "UPDATE deliveries SET state = 'failed', last_reply = 'discarded by ' || ?"
+            " WHERE outgoing_id = ? AND state IN ('pending', 'deferred')",
+            (by, row["outgoing_id"]))
+    event("post_discarded", post=post_id, was=row["state"], by=by)
+    return str(row["state"])
+
+
 async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: int,
                         reason: str, now: datetime, inbox_id: int | None) -> None:
     """Tell the poster her post was rejected, with the reason (a reply, and so capped).
@@ -252,54 +271,6 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
 
 
 # -- publishing --------------------------------------------------------------------------
-
-
-async def publish_approved(ctx: Context) -> int:
-    """Queue every approved post that is not queued yet; return how many."""
-    rows = await ctx.store.fetchall(
-        "SELECT p.id, p.list_address, p.inbox_id, i.raw, i.mail_from FROM posts p"
-        " JOIN inbox i ON i.id = p.inbox_id"
-        " WHERE p.state = 'approved' AND p.outgoing_id IS NULL ORDER BY p.id")
-    done = 0
-    for row in rows:
-        mlist = ctx.config.find_list(row["list_address"])
-        if mlist is None or row["raw"] is None:
-            continue
-        msg = parse(row["raw"])
-        rewrite = await _needs_dmarc_rewrite(ctx, mlist, msg)
-        personalize = ctx.config.delivery.personalize
-        copy = list_copy(msg, mlist, rewrite_from=rewrite, add_footer=not personalize)
-        data = copy.as_bytes()
-        now = ctx.clock()
-        async with ctx.store.transaction() as db:
-            async with db.execute("SELECT outgoing_id FROM posts WHERE id = ?",
-                                  (row["id"],)) as cur:
-                current = await cur.fetchone()
-            if current is None or current[0] is not None:
-                continue  # queued meanwhile
-            outgoing_id, count = await enqueue_post(
-                db, now=now, list_address=mlist.address, mail_from=mlist.bounces_address,
-                raw=data, message_id=message_id(msg), inbox_id=row["inbox_id"],
-                verp=ctx.config.delivery.verp, personalize=personalize)
-            await db.execute("UPDATE posts SET outgoing_id = ? WHERE id = ?",
-                             (outgoing_id, row["id"]))
-        event("post_queued", list=mlist.address, post=row["id"], outgoing=outgoing_id,
-              recipients=count, msgid=message_id(msg), dmarc_rewrite=rewrite)
-        ctx.wake_sender()
-        done += 1
-    return done
-
-
-async def _needs_dmarc_rewrite(ctx: Context, mlist: ListConfig, msg: EmailMessage) -> bool:
-    if mlist.dmarc_mitigation == "never":
-        return False
-    if mlist.dmarc_mitigation == "always":
-        return True
-    sender = sender_of(msg).address
-    if sender is None:
-        return False
-    policy = await ctx.dmarc_lookup().policy(sender.rpartition("@")[2])
-    return needs_rewrite(mlist.dmarc_mitigation, policy)
 
 
 # -- timed jobs ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from listserv.bounces.analyse import ANALYSIS_FAILED
 from listserv.clock import from_iso, iso
 from listserv.config import Config
 from listserv.ops import backup as backups
@@ -107,8 +108,10 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
             held, oldest = db.execute("SELECT count(*), min(created_at) FROM posts"
                                       " WHERE list_address = ? AND state = 'held'",
                                       (mlist.address,)).fetchone()
+            parked = int(_scalar(db, "SELECT count(*) FROM posts WHERE list_address = ?"
+                                     " AND state = 'parked'", (mlist.address,)) or 0)
             lists.append(ListHealth(mlist.address, members, int(held), _parse(oldest),
-                                    mlist.hold_days))
+                                    mlist.hold_days, parked))
         undelivered = int(_scalar(db, "SELECT count(*) FROM deliveries d"
                                       " JOIN outgoing o ON o.id = d.outgoing_id"
                                       " WHERE d.state IN ('pending', 'sending', 'deferred')"
@@ -116,6 +119,11 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
                                       (iso(now - UNDELIVERED_AFTER),)) or 0)
         stuck = int(_scalar(db, "SELECT count(*) FROM inbox WHERE state IN ('new', 'processing')"
                                 " AND received_at < ?", (iso(now - INBOX_STUCK_AFTER),)) or 0)
+        inbox_parked = int(_scalar(db, "SELECT count(*) FROM inbox WHERE outcome LIKE 'parked:%'"
+                                       " AND handled_at >= ?", (day_ago,)) or 0)
+        bounce_errors = int(_scalar(db, "SELECT count(*) FROM inbox WHERE role = 'bounces'"
+                                        " AND outcome LIKE ? AND handled_at >= ?",
+                                        (f"{ANALYSIS_FAILED}%", day_ago)) or 0)
         created = _parse(_scalar(db, "SELECT min(applied_at) FROM schema_version"))
     finally:
         db.close()
@@ -124,7 +132,8 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
     report = Report(now, ZoneInfo(cfg.server.timezone), cfg.database_path, inbox, inbox_failed,
                     deliveries, failed, last_sent, lists, last_backup,
                     backups.taken_at(last_backup) if last_backup else None,
-                    next_runs(cfg.server.timezone, now), delivery_of(cfg), oldest_due)
+                    next_runs(cfg.server.timezone, now), delivery_of(cfg), oldest_due,
+                    inbox_parked_recent=inbox_parked, bounce_errors_recent=bounce_errors)
     report.reasons = reasons_for(report, undelivered=undelivered, stuck=stuck, created=created)
     return report
 

@@ -34,6 +34,7 @@ class ListHealth:
     held: int
     oldest_held: datetime | None
     hold_days: int
+    parked: int = 0                # posts the worker could not read or build
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Report:
     delivery: Delivery | None = None
     oldest_due: datetime | None = None   # queued time of the oldest delivery due now
     reasons: list[str] = field(default_factory=list)
+    inbox_parked_recent: int = 0    # mails parked by the worker in the last 24 h (any role)
+    bounce_errors_recent: int = 0   # bounces our own reader failed on in the last 24 h
 
     @property
     def healthy(self) -> bool:
@@ -89,7 +92,13 @@ def reasons_for(r: Report, *, undelivered: int, stuck: int, created: datetime | 
     if r.inbox_failed_recent:
         reasons.append(f"{r.inbox_failed_recent} received mails failed in the last 24 h"
                        " (SELECT id, outcome FROM inbox WHERE state = 'failed')")
+    if r.bounce_errors_recent:
+        reasons.append(f"{r.bounce_errors_recent} bounces could not be read in the last 24 h"
+                       " (a fault in listserv: see 'event=bounce_analysis_failed' in the log)")
     for lh in r.lists:
+        if lh.parked:
+            reasons.append(f"{lh.address}: {lh.parked} parked posts could not be read or built"
+                           " ('listserv held list'; remove with 'listserv held discard ID')")
         if lh.oldest_held and r.now - lh.oldest_held > timedelta(days=lh.hold_days - 1):
             reasons.append(f"{lh.address}: held posts expire within a day"
                            f" (after {lh.hold_days} days); the coordinator should decide")
@@ -128,7 +137,9 @@ def render(r: Report) -> str:
                         else "UNSIGNED"))
     lines += [
              f"inbox       {_counts(r.inbox, ('new', 'processing', 'failed'))}"
-             f" ({r.inbox_failed_recent} in the last 24 h)",
+             f" ({r.inbox_failed_recent} in the last 24 h);"
+             f" parked in the last 24 h: {r.inbox_parked_recent};"
+             f" unreadable bounces: {r.bounce_errors_recent}",
              f"deliveries  {_counts(r.deliveries, ('pending', 'sending', 'deferred'))};"
              f" failed in the last 24 h: {r.deliveries_failed_recent}",
              "oldest due  " + (f"{local(r.oldest_due)} ({_age(r.now - r.oldest_due)} ago)"
@@ -142,7 +153,8 @@ def render(r: Report) -> str:
                   f"  members   {_counts(lh.members, ('enabled', 'disabled'))}",
                   f"  held      {lh.held}" + (f", oldest {_age(r.now - lh.oldest_held)} old"
                                               f" (expires after {lh.hold_days} days)"
-                                              if lh.oldest_held else "")]
+                                              if lh.oldest_held else "")
+                  + (f"; parked {lh.parked}" if lh.parked else "")]
     lines += ["", "next runs"]
     width = max(len(job) for job, _, _ in r.next_runs)
     soonest = sorted(r.next_runs, key=lambda run: (run[1] is None, run[1] or r.now))

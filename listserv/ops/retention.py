@@ -14,6 +14,7 @@ the bodies go:
   ``deliveries`` rows are deleted: who received which mail is personal
   data too, and nothing reads it once the copy is final;
 * ``reply_log`` rows older than two days go: they only feed the daily cap;
+* ``dkim_seen`` rows past their ``expires_at`` go (``store.replay``);
 * ``consent_log`` is kept: it is the proof of consent (Art. 7 (1)).
 
 The purge runs with ``PRAGMA secure_delete`` so the freed pages are
@@ -33,6 +34,7 @@ from listserv.clock import iso
 from listserv.config import Config
 from listserv.context import Context
 from listserv.log import event
+from listserv.store import replay
 
 DEFAULT_RETENTION_DAYS = 30   # for rows of a list no longer in the configuration
 REPLY_LOG_DAYS = 2            # the cap counts the last 24 h; a day more for clock skew
@@ -98,7 +100,8 @@ async def purge(ctx: Context) -> dict[str, int]:
     log stays quiet on such days.
     """
     now = ctx.clock()
-    counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0}
+    counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0,
+              "dkim_seen": 0}
     async with ctx.store.transaction() as db:
         async with db.execute("PRAGMA secure_delete") as cur:
             row = await cur.fetchone()
@@ -113,6 +116,7 @@ async def purge(ctx: Context) -> dict[str, int]:
             cur = await db.execute("DELETE FROM reply_log WHERE at < ?",
                                    (iso(now - timedelta(days=REPLY_LOG_DAYS)),))
             counts["reply_log"] = cur.rowcount
+            counts["dkim_seen"] = await replay.forget_expired(db, now)
         finally:
             await db.execute(f"PRAGMA secure_delete = {before}")
     done = {k: v for k, v in counts.items() if v}

@@ -25,7 +25,7 @@ from listserv.bounces import upkeep
 from listserv.commands import tokens
 from listserv.context import Context
 from listserv.log import event
-from listserv.moderation import posts
+from listserv.moderation import posts, publish
 from listserv.ops import backup, retention
 
 JobFunc = Callable[[Context], Awaitable[object]]
@@ -56,7 +56,7 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("delivery_retries", delivery_retries,
             lambda tz: IntervalTrigger(seconds=30, timezone=tz),
             "send due retries and mail queued by the CLI"),
-    JobSpec("publish_approved", posts.publish_approved,
+    JobSpec("publish_approved", publish.publish_approved,
             lambda tz: IntervalTrigger(minutes=1, timezone=tz),
             "queue approved posts not yet queued (CLI approvals, crash recovery)",
             at_start=True),

@@ -4,14 +4,17 @@ The VERP address names the member the bounce is about, so it is trusted
 first; otherwise ``bounces.analyse`` reads the report. A permanent failure
 is counted against each failed member (``bounces.score``), in the same
 transaction that ends the inbox row; a delay warning, a mail that is not
-a bounce, or one that names nobody is logged and changes nothing.
+a bounce, or one that names nobody is logged and changes nothing. A fault
+in our own reading ends the row with an outcome starting ``ANALYSIS_FAILED``,
+which ``listserv status`` counts.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
-from listserv.bounces.analyse import analyse
+from listserv.bounces.analyse import ANALYSIS_FAILED, analyse
 from listserv.bounces.score import ScoreChange, log_change, record_failures
 from listserv.clock import Clock, utcnow
 from listserv.config import Config
@@ -30,7 +33,12 @@ def make_bounce_handler(
         routed = route(item.rcpt, config.lists)
         verp = routed.verp_member if isinstance(routed, Route) else None
         mlist = config.find_list(item.list_address)
-        report = analyse(item.raw, verp_recipient=verp)
+        report = await asyncio.to_thread(analyse, item.raw, verp_recipient=verp)
+        if report.error:
+            # Our fault, not the sender's: logged and counted (listserv status).
+            event("bounce_analysis_failed", level="error", inbox=item.id,
+                  msgid=item.message_id, list=item.list_address, error=report.error)
+            return f"{ANALYSIS_FAILED}: {report.error}"
         if not report.is_bounce:
             event("bounce_ignored", inbox=item.id, msgid=item.message_id,
                   list=item.list_address, why="not a delivery failure")

@@ -12,6 +12,7 @@ Each handler follows the same steps, in one transaction:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiosqlite
@@ -22,9 +23,9 @@ from listserv.commands.requests import Ask, read_request
 from listserv.context import Context
 from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
+from listserv.inbox.proof import moderator_proven
 from listserv.inbox.request import Request, build
 from listserv.log import event
-from listserv.mail.dkim_proof import verified_aligned_async
 from listserv.mail.message import normalise_address, subject
 from listserv.membership.actions import (
     ask_for_colleague,
@@ -36,7 +37,7 @@ from listserv.membership.actions import (
     unsubscribe,
     who,
 )
-from listserv.moderation.posts import publish_approved
+from listserv.moderation.publish import publish_approved
 from listserv.roles.confirm import redeem
 from listserv.store.rows import InboxItem
 
@@ -55,15 +56,13 @@ def command_handler(
     async def handle(item: InboxItem) -> str:
         now = ctx.clock()
         try:
-            req = build(item, ctx.config, now)
+            req = await asyncio.to_thread(build, item, ctx.config, now)
         except LookupError as exc:
             await ctx.store.finish(item.id, f"dropped: {exc}")
             return f"dropped: {exc}"
         outcome: str
-        if req.sender is not None and req.sender in req.mlist.moderators:
-            # Before the transaction: the DNS lookup must not hold the write lock.
-            req.moderator_verified = await verified_aligned_async(
-                item.raw, req.sender.rpartition("@")[2], ctx.dkim_dns)
+        # Before the transaction: the DNS lookup must not hold the write lock.
+        req.moderator_verified = await moderator_proven(ctx.store, req, ctx.dkim_dns)
         async with ctx.store.transaction() as db:
             reason = automatic_reason(req.msg, item.mail_from, ctx.config.lists)
             if reason is not None:

@@ -8,7 +8,7 @@ set is small and known.
 from __future__ import annotations
 
 from listserv.context import Context
-from listserv.inbox.processor import Handler
+from listserv.inbox.processor import Handler, Parker
 from listserv.intake.routing import Role
 from listserv.roles import bounce_mail, mailcommands, owner, posting
 
@@ -25,3 +25,8 @@ def build_handlers(ctx: Context) -> dict[Role, Handler]:
         Role.OWNER: owner.build_handler(ctx),
         Role.BOUNCES: bounce_mail.make_bounce_handler(ctx.config, ctx.store, ctx.clock),
     }
+
+
+def build_parkers(ctx: Context) -> dict[Role, Parker]:
+    """What a role does with a mail the worker could not read (others: the row only)."""
+    return {Role.POST: posting.build_parker(ctx)}

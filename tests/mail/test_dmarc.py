@@ -43,6 +43,13 @@ def test_unknown_mitigation_is_a_programming_error() -> None:
     ("bbc.co.uk", "bbc.co.uk"),
     ("a.b.example.com.au", "example.com.au"),
     ("de", "de"),
+    # The Public Suffix List, not a two-label guess: com.de and
+    # github.io are public suffixes, so each name below is its own owner.
+    ("x.com.de", "x.com.de"),
+    ("mail.evil.com.de", "evil.com.de"),
+    ("com.de", "com.de"),
+    ("someone.github.io", "someone.github.io"),
+    ("stadt.gelsenkirchen.nrw.de", "nrw.de"),
 ])
 def test_organisational_domain(domain: str, org: str) -> None:
     assert organisational_domain(domain) == org

@@ -1,0 +1,29 @@
+"""The list copy of a post, from its raw bytes: run in the worker process.
+
+``publish_approved`` builds each approved post's copy through
+``inbox.worker.Worker.call(build_copy, …)``: parsing and re-writing a post
+is the step where a hostile mail would cost time and memory, and a post
+that cannot be built within the limits is parked there instead of
+stopping the posts after it. Module-level and pure so the worker can call
+it by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from listserv.config import ListConfig
+from listserv.delivery.transform import list_copy
+from listserv.mail.message import message_id, parse, to_bytes
+
+
+@dataclass(frozen=True)
+class BuiltCopy:
+    raw: bytes
+    message_id: str
+
+
+def build_copy(raw: bytes, mlist: ListConfig, rewrite_from: bool, add_footer: bool) -> BuiltCopy:
+    msg = parse(raw)
+    copy = list_copy(msg, mlist, rewrite_from=rewrite_from, add_footer=add_footer)
+    return BuiltCopy(raw=to_bytes(copy), message_id=message_id(msg))

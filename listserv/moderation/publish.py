@@ -1,0 +1,83 @@
+"""Publishing: an approved post becomes one list copy, queued for every member.
+
+Apart from deciding (``posts.py``) because it is the one step that builds
+bytes from a stranger's mail: the copy is built in the worker process
+(``copies.build_copy``, time and memory limited), and a post that cannot be
+built is parked with its reason so the posts after it still go out.
+"""
+
+from __future__ import annotations
+
+from listserv.clock import iso
+from listserv.config import ListConfig
+from listserv.context import Context
+from listserv.log import event
+from listserv.mail.dmarc import needs_rewrite
+from listserv.moderation.copies import build_copy
+from listserv.outbox.queue import enqueue_post
+
+
+async def publish_approved(ctx: Context) -> int:
+    """Queue every approved post that is not queued yet; return how many.
+
+    Each copy is built in the worker process (``copies.build_copy``, time and
+    memory limited). A post that cannot be built is parked with the reason
+    (``listserv status``, ``held list``) and the next post goes on: one
+    hostile post never stops the ones after it.
+    """
+    rows = await ctx.store.fetchall(
+        "SELECT p.id, p.list_address, p.inbox_id, p.sender, i.raw FROM posts p"
+        " JOIN inbox i ON i.id = p.inbox_id"
+        " WHERE p.state = 'approved' AND p.outgoing_id IS NULL ORDER BY p.id")
+    done = 0
+    for row in rows:
+        mlist = ctx.config.find_list(row["list_address"])
+        if mlist is None or row["raw"] is None:
+            continue
+        rewrite = await _needs_dmarc_rewrite(ctx, mlist, row["sender"])
+        personalize = ctx.config.delivery.personalize
+        try:
+            built = await ctx.in_worker(build_copy, row["raw"], mlist, rewrite, not personalize)
+        except Exception as exc:  # Refused by the worker's limits, or the copy cannot be written
+            await park_post(ctx, row["id"], f"list copy not built: {exc}", state="approved")
+            continue
+        now = ctx.clock()
+        async with ctx.store.transaction() as db:
+            async with db.execute("SELECT outgoing_id, state FROM posts WHERE id = ?",
+                                  (row["id"],)) as cur:
+                current = await cur.fetchone()
+            if current is None or current[0] is not None or current[1] != "approved":
+                continue  # queued or discarded meanwhile
+            outgoing_id, count = await enqueue_post(
+                db, now=now, list_address=mlist.address, mail_from=mlist.bounces_address,
+                raw=built.raw, message_id=built.message_id, inbox_id=row["inbox_id"],
+                verp=ctx.config.delivery.verp, personalize=personalize)
+            await db.execute("UPDATE posts SET outgoing_id = ? WHERE id = ?",
+                             (outgoing_id, row["id"]))
+        event("post_queued", list=mlist.address, post=row["id"], outgoing=outgoing_id,
+              recipients=count, msgid=built.message_id, dmarc_rewrite=rewrite)
+        ctx.wake_sender()
+        done += 1
+    return done
+
+
+async def park_post(ctx: Context, post_id: int, reason: str, *, state: str) -> bool:
+    """A post that cannot be handled: state ``parked`` with ``reason``, for a person to see."""
+    async with ctx.store.transaction() as db:
+        cursor = await db.execute(
+            "UPDATE posts SET state = 'parked', reason = ?, decided_at = ?"
+            " WHERE id = ? AND state = ? AND outgoing_id IS NULL",
+            (reason[:300], iso(ctx.clock()), post_id, state))
+    event("post_parked", level="warning", post=post_id, reason=reason[:300])
+    return cursor.rowcount == 1
+
+
+async def _needs_dmarc_rewrite(ctx: Context, mlist: ListConfig, sender: str) -> bool:
+    if mlist.dmarc_mitigation == "never":
+        return False
+    if mlist.dmarc_mitigation == "always":
+        return True
+    if "@" not in sender:
+        return False
+    policy = await ctx.dmarc_lookup().policy(sender.rpartition("@")[2])
+    return needs_rewrite(mlist.dmarc_mitigation, policy)
