@@ -39,6 +39,7 @@ import pytest
 
 from listserv.config import Config
 from listserv.delivery.plan import verp_sender
+from listserv.store import keys
 from tests.conftest import LIST, ROOT, FakeDns, mail, make_daemon, wait_for
 from tests.delivery import test_transports as test_transports
 from tests.delivery.test_end_to_end import rsa_key
@@ -233,7 +234,9 @@ async def test_a_post_passes_postfix_to_listserv_over_lmtp_and_back_out_to_membe
             if not set(received.rcpts) & set(MEMBERS):
                 continue
             (rcpt,) = received.rcpts
-            assert received.mail_from == verp_sender(config.lists[0].bounces_address, rcpt)
+            assert received.mail_from == verp_sender(
+                keys.key(config.server.data_dir, keys.VERP_KEY),
+                config.lists[0].bounces_address, LIST, rcpt)
             assert verifies(received.data, record.encode()), "Postfix kept the signature"
             copy = message_from_bytes(received.data, policy=default)
             assert copy["Subject"] == "[SAS] Fachtag im März"

@@ -49,6 +49,7 @@ from listserv.delivery.plan import (
 from listserv.delivery.signing import Signer
 from listserv.delivery.transports import Transport, make_transport
 from listserv.log import event
+from listserv.store import keys
 from listserv.store.database import Store
 
 _SENTINEL = None
@@ -98,6 +99,8 @@ class Sender:
         self._signed: OrderedDict[int, bytes] = OrderedDict()
         self._personal: PersonalCopyMaker | None = None
         self.sent = self.deferred = self.failed = 0
+        self.verp_key = keys.key(config.server.data_dir, keys.VERP_KEY) if config.delivery.verp \
+            else b""
 
     # -- life cycle ----------------------------------------------------------
 
@@ -166,7 +169,8 @@ class Sender:
         await self._load_outgoing({r.outgoing_id for r in rows})
         jobs: list[Job] = []
         for job in plan(rows, {k: v[0] for k, v in self._outgoing.items()},
-                        self.config.delivery.max_recipients_per_transaction):
+                        self.config.delivery.max_recipients_per_transaction,
+                        verp_key=self.verp_key):
             if self._outgoing[job.outgoing_id][1] is None:
                 self._results.append((job, DeliveryResult.every(job.rcpts, REMOVED)))
             else:

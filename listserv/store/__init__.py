@@ -8,6 +8,6 @@ handlers get out. A second backend (PostgreSQL) goes here, beside
 ``database``.
 
 Core: rows, migrations
-Shell: database
+Shell: database, keys
 May import: clock, errors
 """

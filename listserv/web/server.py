@@ -43,13 +43,13 @@ from aiohttp import web
 from listserv.commands import tokens
 from listserv.config import ListConfig
 from listserv.context import Context
-from listserv.delivery.personal import load_secret
 from listserv.delivery.plan import unsubscribe_token
 from listserv.log import event
 from listserv.mail.message import normalise_address
 from listserv.membership import members
 from listserv.outbox.respond import answer
 from listserv.store.database import Store
+from listserv.store.keys import UNSUBSCRIBE_KEY, key
 from listserv.texts.compose import compose
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
@@ -151,7 +151,7 @@ class WebServer:
         return app
 
     async def start(self) -> tuple[str, int]:
-        self._secret = load_secret(self.ctx.config.server.data_dir / "unsubscribe.key")
+        self._secret = key(self.ctx.config.server.data_dir, UNSUBSCRIBE_KEY)
         filled = await self._backfill()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
                                      shutdown_timeout=2)
