@@ -191,7 +191,8 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
         print(f"{len(rows)} held post(s)", file=sys.stderr)
         return 0
     row = await store.fetchone(
-        "SELECT p.*, i.raw FROM posts p JOIN inbox i ON i.id = p.inbox_id WHERE p.id = ?",
+        "SELECT p.*, unseal(i.raw) AS raw FROM posts p JOIN inbox i ON i.id = p.inbox_id"
+        " WHERE p.id = ?",
         (args.id,))
     if row is None:
         print(f"no post {args.id}", file=sys.stderr)

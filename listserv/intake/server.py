@@ -45,6 +45,13 @@ def _clean(text: str, limit: int = 100) -> str:
     return _UNSAFE.sub("", text)[:limit] or "unknown"
 
 
+def _without_extension(address: str) -> str:
+    """``L-confirm+TOKEN@D`` -> ``L-confirm@D``: the token (or VERP address) is stored
+    only sealed, in ``inbox.extension`` (``store.seal``), never in the clear."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"
+
+
 class Intake:
     """The aiosmtpd handler. Hooks return SMTP status strings (outcomes as values)."""
 
@@ -102,7 +109,8 @@ class Intake:
         items = [
             NewInbound(
                 received_at=now, peer=_peer(session), helo=_clean(session.host_name or ""),
-                mail_from=mail_from, rcpt=r.address, list_address=r.mlist.address,
+                mail_from=mail_from, rcpt=_without_extension(r.address),
+                list_address=r.mlist.address,
                 role=r.role.value, extension=r.extension, message_id=message_id, raw=full,
             )
             for r in routes

@@ -201,7 +201,7 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
 async def publish_approved(ctx: Context) -> int:
     """Queue every approved post that is not queued yet; return how many."""
     rows = await ctx.store.fetchall(
-        "SELECT p.id, p.list_address, p.inbox_id, i.raw, i.mail_from FROM posts p"
+        "SELECT p.id, p.list_address, p.inbox_id, unseal(i.raw) AS raw, i.mail_from FROM posts p"
         " JOIN inbox i ON i.id = p.inbox_id"
         " WHERE p.state = 'approved' AND p.outgoing_id IS NULL ORDER BY p.id")
     done = 0

@@ -7,7 +7,7 @@ as an append-only list; ``rows`` the row types intake hands in and
 handlers get out. A second backend (PostgreSQL) goes here, beside
 ``database``.
 
-Core: rows, migrations
+Core: rows, migrations, seal
 Shell: database, keys
 May import: clock, errors
 """

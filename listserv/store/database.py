@@ -25,8 +25,10 @@ import aiosqlite
 
 from listserv.clock import Clock, from_iso, iso, utcnow
 from listserv.errors import StoreError
+from listserv.store import keys
 from listserv.store.migrations import MIGRATIONS
 from listserv.store.rows import InboxItem, InboxState, NewInbound
+from listserv.store.seal import Sealer
 
 MAX_ATTEMPTS = 5  # a message that fails this often is parked as 'failed'
 
@@ -44,10 +46,12 @@ class Store:
     async def open(
         cls, path: Path, *, clock: Clock = utcnow, busy_timeout: float = 5.0
     ) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            keys.private_dir(path.parent)
+            keys.private_file(path)   # 0600 before SQLite makes it: -wal and -shm inherit it
+            sealer = Sealer(keys.key(path.parent, keys.MAIL_KEY))
             db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open database: {exc}") from exc
         try:
             db.row_factory = aiosqlite.Row
@@ -55,6 +59,14 @@ class Store:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
+            # Freed space is overwritten with zeros, so a deleted row (an erased
+            # address, a used token's mail) does not live on in a free page.
+            await db.execute("PRAGMA secure_delete = ON")
+            await db.create_function("seal", 1, sealer.seal)
+            await db.create_function("unseal", 1, sealer.unseal, deterministic=True)
+            await db.create_function("unseal_text", 1, sealer.unseal_text, deterministic=True)
+            for suffix in ("-wal", "-shm"):
+                keys.tighten(path.with_name(path.name + suffix))
             store = cls(db, path, clock)
             await store._migrate()
         except sqlite3.Error as exc:
@@ -157,7 +169,7 @@ class Store:
                     cursor = await db.execute(
                         "INSERT INTO inbox (received_at, peer, helo, mail_from, rcpt,"
                         " list_address, role, extension, message_id, size, raw)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, seal(?), ?, ?, seal(?))",
                         (iso(it.received_at), it.peer, it.helo, it.mail_from, it.rcpt,
                          it.list_address, it.role, it.extension, it.message_id,
                          len(it.raw), it.raw),
@@ -194,7 +206,8 @@ class Store:
             "             AND (not_before IS NULL OR not_before <= ?)"
             "             ORDER BY id LIMIT 1)"
             " RETURNING id, received_at, peer, mail_from, rcpt, list_address, role,"
-            "           extension, message_id, raw, attempts",
+            "           unseal_text(extension) AS extension, message_id, unseal(raw) AS raw,"
+            "           attempts",
             (now,),
         ) as cur:
             row = await cur.fetchone()
@@ -244,6 +257,23 @@ class Store:
                 (error, iso(now + delay), item.id),
             )
             return InboxState.NEW
+
+    async def scrub(self) -> None:
+        """Leave no trace of deleted data in the files: rebuild, then empty the WAL.
+
+        ``secure_delete`` zeroes what is freed from now on; ``VACUUM``
+        rewrites the whole file, so space freed before (by an older
+        version, or a connection without the pragma) goes too; the
+        ``TRUNCATE`` checkpoint copies the WAL into the file and cuts the
+        WAL to zero bytes, so no older page image stays in it. Used by
+        ``members forget``. Waits for the daemon's writes (busy timeout).
+        """
+        async with self._lock:
+            try:
+                await self._db.execute("VACUUM")
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot scrub the database: {exc}") from exc
 
     async def inbox_counts(self) -> dict[str, int]:
         rows = await self.fetchall("SELECT state, count(*) FROM inbox GROUP BY state")
