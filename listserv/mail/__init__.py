@@ -7,7 +7,7 @@ decides what a DMARC record means and ``dmarc_lookup`` finds it in DNS;
 ``dkim_proof`` says whether a mail carries a valid DKIM signature of its
 From domain. Imports nothing of listserv: every step may use it.
 
-Core: message, text, dmarc
+Core: message, text, dmarc, mentions
 Shell: dmarc_lookup, dkim_proof
 May import: (none)
 """

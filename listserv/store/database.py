@@ -121,6 +121,11 @@ class Store:
                     raise StoreError(f"write failed: {exc}") from exc
                 raise
 
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The connection, for a long read outside any transaction (a scan; never a write)."""
+        return self._db
+
     async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
         async with self._db.execute(sql, params) as cur:
             return list(await cur.fetchall())
