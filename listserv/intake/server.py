@@ -31,7 +31,7 @@ from listserv.clock import Clock
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
 from listserv.intake import codes
-from listserv.intake.routing import Refusal, Route, route
+from listserv.intake.routing import Refusal, Role, Route, route
 from listserv.log import event
 from listserv.mail.message import message_id_of
 from listserv.store.database import Store
@@ -86,6 +86,13 @@ class Intake:
             event("refused", peer=_peer(session), mail_from=envelope.mail_from,
                   rcpt=address, reply=routed.reply[:9])
             return routed.reply
+        if routed.role is Role.CONFIRM and any(
+                isinstance(r := route(other, self.config.lists), Route) and r.role is Role.CONFIRM
+                for other in envelope.rcpt_tos):
+            # A hundred tokens in one DATA would store the message a hundred times.
+            event("refused", peer=_peer(session), mail_from=envelope.mail_from,
+                  reason="second confirmation address in one message")
+            return codes.ONE_CONFIRM_PER_MESSAGE
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return codes.OK_RCPT
@@ -180,10 +187,11 @@ def _per_recipient(reply: str, envelope: Envelope, lmtp: bool) -> str:
 
 
 class _Sessions:
-    """The live SMTP sessions, so the server can cap and drain them."""
+    """The live SMTP sessions, so the server can cap (in total, per peer) and drain them."""
 
     def __init__(self) -> None:
         self.live: set[SMTP] = set()
+        self.by_peer: dict[str, set[SMTP]] = {}
         self.empty = asyncio.Event()
         self.empty.set()
 
@@ -191,8 +199,20 @@ class _Sessions:
         self.live.add(proto)
         self.empty.clear()
 
+    def admit(self, proto: SMTP, peer: str, limit: int) -> bool:
+        """Count ``proto`` against its peer; False when the peer has ``limit`` already."""
+        mine = self.by_peer.setdefault(peer, set())
+        if limit and len(mine) >= limit:
+            return False
+        mine.add(proto)
+        return True
+
     def discard(self, proto: SMTP) -> None:
         self.live.discard(proto)
+        for peer, protos in list(self.by_peer.items()):
+            protos.discard(proto)
+            if not protos:
+                del self.by_peer[peer]
         if not self.live:
             self.empty.set()
 
@@ -212,8 +232,28 @@ class ListservSMTP(SMTP):
         else:
             await super().push(status_line)
 
+    per_peer: int = 0
+    _refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called again after STARTTLS (self.transport is set then): count only the first.
+        if self.transport is None:
+            name = transport.get_extra_info("peername")
+            peer = str(name[0]) if isinstance(name, tuple) else str(name)
+            if not self.sessions.admit(self, peer, self.per_peer):
+                # Idle sessions from one peer must not take every slot from the others.
+                event("refused", reason="too_many_connections_from_peer", peer=peer,
+                      level="warning")
+                self._refused = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{codes.TOO_MANY_FROM_PEER}\r\n".encode())
+                transport.close()
+                return
+        super().connection_made(transport)
+
     def connection_lost(self, error: Exception | None) -> None:
-        super().connection_lost(error)
+        if not self._refused:
+            super().connection_lost(error)
         self.sessions.discard(self)
 
 
@@ -256,6 +296,7 @@ class IntakeServer:
             kwargs.update(tls_context=self.tls_context, require_starttls=False)
         proto = cls(self.intake, **kwargs)
         proto.sessions = self.sessions
+        proto.per_peer = server.max_connections_per_peer
         self.sessions.add(proto)
         return proto
 

@@ -139,7 +139,7 @@ async def _tell_poster(db: aiosqlite.Connection, req: Request, template: str, **
     to = req.sender
     assert to is not None
     msg = compose(req.mlist, to=to, template=template, language=req.language, now=req.now,
-                  values={"subject": subject(req.msg) or "-", **values},
+                  values=values,   # never her Subject: the sender may be a forged victim
                   in_reply_to=message_id(req.msg))
     return await answer(db, req.mlist, msg, to=to, now=req.now, kind=template,
                         inbox_id=req.item.id)
@@ -189,8 +189,7 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
     if row is None or "@" not in row["sender"]:
         return
     msg = compose(mlist, to=row["sender"], template="post_rejected", language=mlist.language,
-                  now=now, values={"subject": row["subject"] or "-",
-                                   "reason": reason or "ohne Angabe / none given"})
+                  now=now, values={"reason": reason or "ohne Angabe / none given"})
     await answer(db, mlist, msg, to=row["sender"], now=now, kind="post_rejected",
                  inbox_id=inbox_id)
 
@@ -294,8 +293,7 @@ async def expire_held(ctx: Context) -> int:
                 if "@" in r["sender"]:
                     msg = compose(mlist, to=r["sender"], template="post_expired",
                                   language=mlist.language, now=now,
-                                  values={"subject": r["subject"] or "-",
-                                          "days": mlist.hold_days})
+                                  values={"days": mlist.hold_days})
                     await answer(db, mlist, msg, to=r["sender"], now=now, kind="post_expired",
                                  inbox_id=r["inbox_id"])
             event("post_expired", list=mlist.address, post=r["id"])

@@ -8,5 +8,6 @@ decides what of it needs a person.
 
 Core: report
 Shell: scheduler, retention, backup, health
-May import: bounces, clock, commands, config, context, errors, log, moderation, store
+May import: bounces, clock, commands, config, context, errors, log, moderation, outbox,
+            store
 """

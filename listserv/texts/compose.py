@@ -11,6 +11,7 @@ answers it again.
 from __future__ import annotations
 
 import email.policy
+import re
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,6 +25,9 @@ from listserv.texts.render import LANGUAGES, render
 # 78, Python folds a long Subject right after "Subject:", and clients then
 # show it with a leading blank.
 WIRE = email.policy.SMTP.clone(max_line_length=998)
+
+
+_MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")   # printable, no "<", ">" or space
 
 
 def as_bytes(msg: EmailMessage) -> bytes:
@@ -84,9 +88,13 @@ def compose(
     msg["Message-ID"] = make_msgid(domain=mlist.domain)
     if token:
         msg["Reply-To"] = mlist.sub_address(f"confirm+{token}")
+    # Only what looks like a Message-ID is echoed: these come from the writer, who may
+    # be a stranger using a victim's address, and must carry no text of hers.
+    in_reply_to = in_reply_to if _MSG_ID.fullmatch(in_reply_to) else ""
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
-        msg["References"] = " ".join([*(references or []), in_reply_to][-10:])
+        kept = [r for r in references or [] if _MSG_ID.fullmatch(r)]
+        msg["References"] = " ".join([*kept, in_reply_to][-10:])
     msg["Auto-Submitted"] = kind
     msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer with OOF
     msg["X-Loop"] = mlist.address

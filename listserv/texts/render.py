@@ -41,3 +41,14 @@ def render(language: str, name: str, /, **values: object) -> Rendered:
         subject = head.removeprefix("Subject:").strip()
         text = text.removeprefix("\n")
     return Rendered(subject=subject, body=text)
+
+
+@cache
+def labels(language: str, name: str) -> dict[str, str]:
+    """A file of ``key: text`` lines (names of things in mails), e.g. ``notice_kinds``."""
+    found = {}
+    for line in _source(language, name).splitlines():
+        key, sep, text = line.partition(":")
+        if sep and key.strip() and not key.startswith("#"):
+            found[key.strip()] = text.strip()
+    return found
