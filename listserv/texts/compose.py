@@ -27,7 +27,7 @@ from listserv.texts.render import LANGUAGES, render
 WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
-_MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")   # printable, no "<", ">" or space
+MESSAGE_ID_SYNTAX = re.compile(r"<[!-;=?-~]{1,250}>")   # printable, no "<", ">" or space
 
 
 def as_bytes(msg: EmailMessage) -> bytes:
@@ -90,10 +90,10 @@ def compose(
         msg["Reply-To"] = mlist.sub_address(f"confirm+{token}")
     # Only what looks like a Message-ID is echoed: these come from the writer, who may
     # be a stranger using a victim's address, and must carry no text of hers.
-    in_reply_to = in_reply_to if _MSG_ID.fullmatch(in_reply_to) else ""
+    in_reply_to = in_reply_to if MESSAGE_ID_SYNTAX.fullmatch(in_reply_to) else ""
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
-        kept = [r for r in references or [] if _MSG_ID.fullmatch(r)]
+        kept = [r for r in references or [] if MESSAGE_ID_SYNTAX.fullmatch(r)]
         msg["References"] = " ".join([*kept, in_reply_to][-10:])
     msg["Auto-Submitted"] = kind
     msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer with OOF

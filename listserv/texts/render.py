@@ -32,6 +32,11 @@ def _source(language: str, name: str) -> str:
     return ref.read_text(encoding="utf-8")
 
 
+def template_text(language: str, name: str) -> str:
+    """The template as written (tests audit which placeholders a text uses)."""
+    return _source(language, name)
+
+
 def render(language: str, name: str, /, **values: object) -> Rendered:
     """Fill template ``name`` in ``language`` (falling back to German)."""
     text = Template(_source(language, name)).substitute({k: str(v) for k, v in values.items()})
