@@ -14,6 +14,7 @@ bytes only, and the caller treats an unreadable mail as one to delete.
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 from email.message import Message
 
@@ -24,7 +25,7 @@ def forms(address: str) -> list[str]:
     return [plain, plain.replace("@", "%40"), plain.replace("@", "=40")]
 
 
-def _texts(raw: bytes) -> list[str]:
+def _texts(raw: bytes, depth: int = 0) -> list[str]:
     out = [raw.decode("latin-1").lower()]
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -32,6 +33,8 @@ def _texts(raw: bytes) -> list[str]:
         return out
     for part in msg.walk():
         out.extend(_headers(part))
+        for inner in _attached_mails(part) if depth < _MAX_DEPTH else []:
+            out.extend(_texts(inner, depth + 1))
         if part.is_multipart():
             continue
         try:
@@ -42,6 +45,39 @@ def _texts(raw: bytes) -> list[str]:
             for charset in ("utf-8", "latin-1"):
                 out.append(payload.decode(charset, "replace").lower())
     return out
+
+
+_MAX_DEPTH = 3   # a mail attached to a mail attached to a mail (held notice of a bounce)
+
+
+def _attached_mails(part: Message) -> list[bytes]:
+    """Mails carried inside ``part`` in a way ``walk`` does not decode.
+
+    A ``message/rfc822`` part with a transfer encoding (Python's own
+    ``add_attachment`` writes base64) is parsed as a mail whose body is the
+    encoded text; an ``.eml`` sent as ``application/octet-stream`` (how a
+    held notice attaches a mail it cannot parse) is not parsed at all.
+    """
+    found: list[bytes] = []
+    try:
+        cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        if part.get_content_maintype() == "message" and cte in ("base64", "quoted-printable"):
+            inner = part.get_payload()
+            body = inner[0].get_payload() if isinstance(inner, list) and inner else None
+            if isinstance(body, str):
+                holder = email.message.Message()
+                holder["Content-Transfer-Encoding"] = cte
+                holder.set_payload(body)
+                decoded = holder.get_payload(decode=True)
+                if isinstance(decoded, bytes):
+                    found.append(decoded)
+        elif not part.is_multipart() and part.get_content_maintype() == "application":
+            decoded = part.get_payload(decode=True)
+            if isinstance(decoded, bytes) and b":" in decoded[:200]:
+                found.append(decoded)
+    except Exception:  # a broken part: its bytes were searched already
+        pass
+    return found
 
 
 def _headers(part: Message) -> list[str]:
