@@ -133,7 +133,8 @@ class Intake:
         finally:
             self.commits_in_flight -= 1
         event("accepted", inbox=",".join(map(str, ids)), msgid=message_id,
-              mail_from=mail_from, rcpt=",".join(r.address for r in routes),
+              mail_from=mail_from,
+              rcpt=",".join(_without_extension(r.address) for r in routes),  # no token in a log
               size=len(full), peer=_peer(session),
               commit_ms=round((time.perf_counter() - started) * 1000, 1))
         self.on_commit()
