@@ -95,6 +95,7 @@ class Job:
     rcpts: tuple[str, ...]
     ids: tuple[int, ...]
     personal: bool = False  # the bytes are this one member's own copy
+    answer: bool = False    # a reply or notice (carries a token): its body goes once sent
 
 
 def verp_sender(key: bytes, bounces_address: str, list_address: str, rcpt: str) -> str:
@@ -128,7 +129,8 @@ def plan(
         for start in range(0, len(members), max_recipients):
             chunk = members[start:start + max_recipients]
             jobs.append(Job(outgoing_id, outgoing[outgoing_id].mail_from,
-                            tuple(r.rcpt for r in chunk), tuple(r.id for r in chunk)))
+                            tuple(r.rcpt for r in chunk), tuple(r.id for r in chunk),
+                            answer=outgoing[outgoing_id].kind != "post"))
     return jobs
 
 

@@ -366,7 +366,7 @@ class Sender:
             ):
                 if params:
                     await db.executemany(sql, params)
-            await strip_delivered(db, {job.outgoing_id for job, _ in results})  # tokens go
+            await strip_delivered(db, {j.outgoing_id for j, _ in results if j.answer})
             for list_address, members in rec.bounced.items():
                 mlist = self.config.find_list(list_address)
                 changes.append(await score.record_failures(
