@@ -241,9 +241,12 @@ async def test_a_post_passes_postfix_to_listserv_over_lmtp_and_back_out_to_membe
             copy = message_from_bytes(received.data, policy=default)
             assert copy["Subject"] == "[SAS] Fachtag im März"
             assert "Postfix" in " ".join(copy.get_all("Received") or [])
-        rows = await daemon.store.fetchall("SELECT rcpt, role FROM inbox ORDER BY id")
-        assert {r["rcpt"]: r["role"] for r in rows} == {
-            LIST: "post", confirm: "confirm", bounces: "bounces"}
+        rows = await daemon.store.fetchall(
+            "SELECT rcpt, role, unseal_text(extension) AS extension FROM inbox ORDER BY id")
+        # The extension (token, VERP part) is stored sealed, never in rcpt (issue 12).
+        assert {(r["rcpt"], r["extension"]): r["role"] for r in rows} == {
+            (LIST, ""): "post", (confirm.replace("+" + "a" * 32, ""), "a" * 32): "confirm",
+            (bounces.replace("+gone=schule9.example", ""), "gone=schule9.example"): "bounces"}
         log = postfix.log_text()
         assert f"relay=127.0.0.1[127.0.0.1]:{lmtp}" in log and "status=sent" in log
     finally:
