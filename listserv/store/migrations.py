@@ -226,7 +226,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             suppressed     INTEGER NOT NULL DEFAULT 0,
             summarised_at  TEXT
         );
-        CREATE INDEX notice_log_by_rcpt ON notice_log (list_address, rcpt, at);
+        -- The cap counts the sent ones (suppressed = 0) of the last day: at most the
+        -- cap of them, however long the flood, so the count stays cheap.
+        CREATE INDEX notice_log_by_rcpt ON notice_log (list_address, rcpt, suppressed, at);
         CREATE INDEX notice_log_open ON notice_log (suppressed, summarised_at)
         """,
     ),
