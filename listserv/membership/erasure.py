@@ -33,7 +33,8 @@ from listserv.clock import iso
 from listserv.mail.mentions import names
 from listserv.store.database import Store
 
-_INBOX = "SELECT id, mail_from, unseal(raw) AS raw, unseal_text(extension) AS ext FROM inbox"
+_INBOX = ("SELECT id, mail_from, message_id, outcome, unseal(raw) AS raw,"
+          " unseal_text(extension) AS ext FROM inbox")
 _OUTGOING = ("SELECT o.id, o.kind, unseal(o.raw) AS raw, EXISTS (SELECT 1 FROM deliveries d"
              " WHERE d.outgoing_id = o.id AND lower(d.rcpt) = :a) AS to_her FROM outgoing o")
 
@@ -41,7 +42,9 @@ _OUTGOING = ("SELECT o.id, o.kind, unseal(o.raw) AS raw, EXISTS (SELECT 1 FROM d
 def _inbox_hit(row: aiosqlite.Row, address: str) -> bool:
     verp = address.replace("@", "=")
     return ((row["mail_from"] or "").lower() == address
-            or verp in (row["ext"] or "").lower() or names(row["raw"], address))
+            or verp in (row["ext"] or "").lower()
+            or any(address in (row[c] or "").lower() for c in ("message_id", "outcome"))
+            or names(row["raw"], address))
 
 
 async def _scan(db: aiosqlite.Connection, address: str, after: tuple[int, int]
@@ -81,8 +84,10 @@ async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
         more_in, more_out, _ = await _scan(db, address, seen)
         inbox += more_in
         outgoing += more_out
-        async with db.execute("SELECT inbox_id FROM posts WHERE lower(sender) = ?"
-                              " OR instr(lower(subject), ?) > 0", (address, address)) as cur:
+        async with db.execute("SELECT inbox_id FROM posts WHERE lower(sender) = :a"
+                              " OR instr(lower(subject), :a) > 0 OR lower(decided_by) = :a"
+                              " OR instr(lower(decision_reason), :a) > 0", {"a": address}
+                              ) as cur:
             inbox = sorted(set(inbox) | {r[0] for r in await cur.fetchall()})
         counts["posts"] = await _delete_ids(db, "DELETE FROM posts WHERE inbox_id IN ({})", inbox)
         counts["inbox"] = await _delete_ids(db, "DELETE FROM inbox WHERE id IN ({})", inbox)
@@ -93,10 +98,11 @@ async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
             db, "UPDATE outgoing SET raw = NULL WHERE id IN ({})",
             [i for i, kind in outgoing if kind == "post"])
         for table, sql in [
-            ("deliveries", "DELETE FROM deliveries WHERE lower(rcpt) = :a"),
+            ("deliveries", "DELETE FROM deliveries WHERE lower(rcpt) = :a"
+                           " OR instr(lower(last_reply), :a) > 0"),
             ("members", "DELETE FROM members WHERE address = :a"),
             ("tokens", "DELETE FROM tokens WHERE lower(address) = :a OR lower(requester) = :a"
-                       " OR instr(lower(data), :a) > 0"),
+                       " OR lower(used_by) = :a OR instr(lower(data), :a) > 0"),
             ("consent_log", "DELETE FROM consent_log WHERE lower(address) = :a"
                             " OR instr(lower(detail), :a) > 0"),
             ("reply_log", "DELETE FROM reply_log WHERE lower(address) = :a"),

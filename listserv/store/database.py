@@ -276,9 +276,15 @@ class Store:
         async with self._lock:
             try:
                 await self._db.execute("VACUUM")
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                for _ in range(50):   # a reader of the daemon's may hold the WAL a moment
+                    async with self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                        row = await cur.fetchone()
+                    if row is not None and row[0] == 0:
+                        return
+                    await asyncio.sleep(0.1)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot scrub the database: {exc}") from exc
+                raise StoreError(f"cannot scrub the database (run it again): {exc}") from exc
+            raise StoreError("cannot empty the WAL: a reader holds it (run it again)")
 
     async def inbox_counts(self) -> dict[str, int]:
         rows = await self.fetchall("SELECT state, count(*) FROM inbox GROUP BY state")

@@ -198,6 +198,10 @@ async def test_queued_notices_hold_no_readable_token_before_they_are_sent(
         with sqlite3.connect(config.database_path) as db:
             raw = db.execute("SELECT raw FROM outgoing WHERE kind = 'reply'").fetchone()[0]
         assert token.encode() not in raw and b"anmelden" not in raw.lower()
+        # He replies to the list address by mistake: a held post whose Subject has it.
+        await flow.send(mail(sender=BOB, subject=f"AW: Bitte bestätigen [{token}]"),
+                        mail_from=BOB, to=LIST)
+        assert flow.query("SELECT subject FROM posts")[0][0] == "AW: Bitte bestätigen [[…]]"
         assert hits(config.server.data_dir, [token.encode()]) == []
     finally:
         await daemon.stop()
