@@ -47,13 +47,14 @@ def private_file(path: Path) -> Path:
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     os.close(fd)
-    path.chmod(FILE_MODE)
+    with contextlib.suppress(PermissionError):  # a file we may write but do not own
+        path.chmod(FILE_MODE)
     return path
 
 
 def tighten(path: Path) -> None:
     """Set an existing file to 0600 (a file written before this rule, or by SQLite)."""
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, PermissionError):
         if path.stat().st_mode & 0o777 != FILE_MODE:
             path.chmod(FILE_MODE)
 
