@@ -42,6 +42,11 @@ def make_bounce_handler(
     async def handle_bounce(item: InboxItem) -> str:
         extension = item.extension  # as intake routed it, in the case it came in
         verp = verp_mac.member(key, item.list_address, extension) if extension else None
+        tag = verp_mac.opaque_tag(extension)
+        if verp is None and tag is not None:
+            rows = await store.fetchall("SELECT address FROM members WHERE list_address = ?",
+                                        (item.list_address,))
+            verp = verp_mac.find(key, item.list_address, tag, (r[0] for r in rows))
         if extension and verp is None:
             event("bounce_forged", level="warning", inbox=item.id, msgid=item.message_id,
                   list=item.list_address, why="VERP address without a valid MAC")

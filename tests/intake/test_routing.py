@@ -74,8 +74,12 @@ def test_verp_round_trip(cfg: Config) -> None:
     assert isinstance(result, Route)
     assert result.role is Role.BOUNCES
     # The extension keeps its case; the MAC is checked by the bounce handler, not at RCPT.
-    assert verp.member(key, mlist.address, result.extension) == "Anna.Schmidt+x@example.org"
-    assert verp.member(b"x" * 32, mlist.address, result.extension) is None
+    # This address is too long for user=domain=MAC within 64 octets: the opaque form.
+    tag = verp.opaque_tag(result.extension)
+    assert tag is not None and len(address.partition("@")[0]) <= 64
+    assert verp.find(key, mlist.address, tag, ["anna.schmidt+x@example.org"]) == \
+        "anna.schmidt+x@example.org"
+    assert verp.find(b"x" * 32, mlist.address, tag, ["anna.schmidt+x@example.org"]) is None
 
 
 def test_refusal_codes_are_the_contract() -> None:
