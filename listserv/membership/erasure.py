@@ -30,6 +30,7 @@ from datetime import datetime
 import aiosqlite
 
 from listserv.clock import iso
+from listserv.commands.tokens import TOKEN_LIKE
 from listserv.mail.mentions import names
 from listserv.store.database import Store
 
@@ -141,7 +142,9 @@ async def export(store: Store, address: str) -> dict[str, object]:
             " unseal(raw) AS raw FROM inbox WHERE id = ?", (inbox_id,))
         if row is not None:
             item = {k: row[k] for k in row.keys() if k != "raw"}  # noqa: SIM118
-            item["text"] = None if row["raw"] is None else row["raw"].decode("utf-8", "replace")
+            text = None if row["raw"] is None else row["raw"].decode("utf-8", "replace")
+            # Her mail as she wrote it, but no token (used or not) in the clear.
+            item["text"] = None if text is None else TOKEN_LIKE.sub("[token]", text)
             messages.append(item)
     sent = await store.fetchall(
         "SELECT o.id, o.created_at, o.kind, o.list_address, o.message_id, d.state"

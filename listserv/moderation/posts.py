@@ -15,7 +15,6 @@ Post states:  held → approved (→ queued: outgoing_id set) | rejected | disca
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -102,7 +101,7 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
         "INSERT INTO posts (inbox_id, list_address, sender, subject, size, rule, reason,"
         " created_at, state, decided_at, decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (req.item.id, mlist.address, req.sender or req.item.mail_from,
-         _TOKEN_LIKE.sub("[…]", subject(req.msg)),  # "AW: … [token]" sent to the list
+         tokens.TOKEN_LIKE.sub("[…]", subject(req.msg)),  # "AW: … [token]" to the list
          len(req.item.raw), d.rule, d.reason, iso(req.now), state,
          None if state == "held" else iso(req.now), "" if state == "held" else "policy"),
     )
@@ -125,11 +124,6 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
     if req.sender:
         await _tell_poster(db, req, "post_held")
     return f"held ({d.rule}), post {post_id}"
-
-
-#: A token in a Subject (a reply to one of our mails sent to the list address) is
-#: not kept in the clear in ``posts.subject`` (issue 12, class 6).
-_TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9])[a-z2-7]{32}(?![A-Za-z0-9])")
 
 
 def _reason_text(d: Decision) -> str:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
+import json
 import os
 import re
 import sqlite3
@@ -86,6 +89,13 @@ def cli(config: Config, *args: str) -> int:
     return cli_main([*args, "--config", str(config.path)])
 
 
+def cli_output(config: Config, *args: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli(config, *args) == 0
+    return out.getvalue()
+
+
 @pytest.fixture
 def loose_umask() -> Iterator[None]:
     """The worst umask an operator could run us with: files would be world-readable."""
@@ -142,6 +152,14 @@ async def test_after_forget_her_address_is_in_no_file_and_no_mailed_token_is_any
                                          backup.backups_dir(config))
         # The test can fail: the unsealed database and the old backup do hold her.
         assert ANNA.lower().encode() in unsealed_dump(config.database_path).lower()
+
+        # Art. 15 first: her messages and the hashes of her tokens, never a token.
+        exported = json.loads(await asyncio.to_thread(cli_output, config, "members",
+                                                      "export-data", ANNA.upper()))
+        assert any("Fachtag" in (m["text"] or "") for m in exported["messages_received"])
+        assert exported["tokens"] and all(re.fullmatch(r"[0-9a-f]{64}", t["token_hash"])
+                                          for t in exported["tokens"])
+        assert not [t for t in mailed_tokens if t.decode() in json.dumps(exported)]
 
         assert await asyncio.to_thread(cli, config, "members", "forget", ANNA) == 0
         after = await asyncio.to_thread(backup.backup, config.database_path,
