@@ -29,7 +29,10 @@ from listserv.outbox.queue import enqueue
 from listserv.texts.compose import as_bytes, compose
 from listserv.texts.render import labels
 
-SUMMARY = "notice_summary"   # the summary itself is never capped
+SUMMARY = "notice_summary"
+#: Never capped: the summary itself, and the acknowledgement of a decision the moderator
+#: made (DESIGN §5 promises one for each; only her token or her DKIM signature makes one).
+UNCAPPED = frozenset({SUMMARY, "moderator_done"})
 
 
 async def replies_today(db: aiosqlite.Connection, address: str, now: datetime) -> int:
@@ -87,7 +90,7 @@ async def notify(
 async def _under_cap(db: aiosqlite.Connection, mlist: ListConfig, rcpt: str, kind: str,
                     now: datetime) -> bool:
     """Record one notice for ``rcpt``; True when it may be sent (under both caps)."""
-    if kind == SUMMARY:
+    if kind in UNCAPPED:
         return True
     async with db.execute(
         "SELECT count(*), coalesce(sum(kind = ?), 0) FROM notice_log WHERE list_address = ?"
