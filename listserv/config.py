@@ -43,6 +43,9 @@ class ServerConfig:
     # Extensions of the contract (DESIGN §3), with defaults that suit a small list:
     hostname: str = ""             # name in the greeting and Received header; "" = this host's FQDN
     max_connections: int = 100     # concurrent SMTP sessions; beyond that 421
+    max_connections_per_peer: int = 20  # of those from one IP address (0 = no limit); 20 is
+                                        # Postfix's destination concurrency, so a Postfix in
+                                        # front never meets it
     timeout: int = 300             # seconds a session may stay idle (RFC 5321 4.5.3.2)
     max_recipients: int = 100      # RCPT commands per transaction; beyond that 452
     shutdown_grace: int = 10       # seconds given to transactions in flight at SIGTERM
@@ -98,6 +101,10 @@ class ListConfig:
     bounce_threshold: int = 5
     retention_days: int = 30
     texts_dir: str = ""   # per-list overrides of any mail text: <texts_dir>/de/welcome.txt
+    # Extensions (issue 12): mail to one moderator per day, in total and of one kind
+    # (held_notice, approve_member, owner_forward, ...); beyond that one summary an hour.
+    notices_per_day: int = 60
+    notices_per_kind_per_day: int = 20
 
     @property
     def local_part(self) -> str:
@@ -334,7 +341,8 @@ def _check_list(mlist: ListConfig, where: str) -> ListConfig:
     if address in moderators:
         raise ConfigError(f"{where} moderators: the list itself cannot be its moderator")
     for name in ("hold_days", "token_days", "replies_per_address_per_day",
-                 "bounce_threshold", "retention_days"):
+                 "bounce_threshold", "retention_days", "notices_per_day",
+                 "notices_per_kind_per_day"):
         if getattr(mlist, name) <= 0:
             raise ConfigError(f"{where} {name}: must be positive")
     if any(c in mlist.display_name + mlist.subject_prefix for c in "\r\n\0"):

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiosmtplib
 
 from listserv.daemon import Daemon
+from tests import sealed
 from tests.conftest import wait_for
 
 TOKEN_RE = re.compile(r"-confirm\+([a-z2-7]{32})@")
@@ -26,7 +27,7 @@ class Flow:
         self.db_path: Path = daemon.store.path
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        with sqlite3.connect(self.db_path) as db:
+        with sealed.connect(self.db_path) as db:
             db.row_factory = sqlite3.Row
             return db.execute(sql, params).fetchall()
 

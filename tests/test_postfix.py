@@ -39,6 +39,7 @@ import pytest
 
 from listserv.config import Config
 from listserv.delivery.plan import verp_sender
+from listserv.store import keys
 from tests.conftest import LIST, ROOT, FakeDns, mail, make_daemon, wait_for
 from tests.delivery import test_transports as test_transports
 from tests.delivery.test_end_to_end import rsa_key
@@ -233,14 +234,19 @@ async def test_a_post_passes_postfix_to_listserv_over_lmtp_and_back_out_to_membe
             if not set(received.rcpts) & set(MEMBERS):
                 continue
             (rcpt,) = received.rcpts
-            assert received.mail_from == verp_sender(config.lists[0].bounces_address, rcpt)
+            assert received.mail_from == verp_sender(
+                keys.key(config.server.data_dir, keys.VERP_KEY),
+                config.lists[0].bounces_address, LIST, rcpt)
             assert verifies(received.data, record.encode()), "Postfix kept the signature"
             copy = message_from_bytes(received.data, policy=default)
             assert copy["Subject"] == "[SAS] Fachtag im März"
             assert "Postfix" in " ".join(copy.get_all("Received") or [])
-        rows = await daemon.store.fetchall("SELECT rcpt, role FROM inbox ORDER BY id")
-        assert {r["rcpt"]: r["role"] for r in rows} == {
-            LIST: "post", confirm: "confirm", bounces: "bounces"}
+        rows = await daemon.store.fetchall(
+            "SELECT rcpt, role, unseal_text(extension) AS extension FROM inbox ORDER BY id")
+        # The extension (token, VERP part) is stored sealed, never in rcpt (issue 12).
+        assert {(r["rcpt"], r["extension"]): r["role"] for r in rows} == {
+            (LIST, ""): "post", (confirm.replace("+" + "a" * 32, ""), "a" * 32): "confirm",
+            (bounces.replace("+gone=schule9.example", ""), "gone=schule9.example"): "bounces"}
         log = postfix.log_text()
         assert f"relay=127.0.0.1[127.0.0.1]:{lmtp}" in log and "status=sent" in log
     finally:

@@ -8,7 +8,7 @@ bounce mail (``roles.bounce_mail``) or a 5xx at delivery, and disables her
 at the threshold; ``upkeep`` lets scores decay and tells people when
 delivery stops.
 
-Core: analyse, dsn, mime, prose
+Core: analyse, dsn, mime, prose, verp
 Shell: score, upkeep
 May import: clock, config, context, log, outbox, texts
 """

@@ -19,7 +19,7 @@ written by a broken mail system more often than not.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_string
 from email.message import Message
 
@@ -57,6 +57,12 @@ class BounceReport:
     temporary: frozenset[str]
     is_bounce: bool
     error: str = ""
+    #: How the failed recipients were found: "verp" (the caller's verified VERP address),
+    #: "dsn" (an RFC 3464 message/delivery-status part) or "guess" (everything else:
+    #: flufl.bounce's detectors, X-Failed-Recipients, the prose). Only the first two may
+    #: cost a member anything (roles.bounce_mail): a guess is written by whoever wrote
+    #: the mail.
+    evidence: str = field(default="guess", compare=False)
 
     @property
     def recipients(self) -> frozenset[str]:
@@ -113,14 +119,15 @@ def _analyse(raw: bytes, verp_recipient: str | None) -> BounceReport:
     if verp is None:
         return report
     if delayed:
-        return BounceReport(frozenset(), frozenset({verp}), True)
-    return BounceReport(frozenset({verp}), frozenset(), True)
+        return BounceReport(frozenset(), frozenset({verp}), True, evidence="verp")
+    return BounceReport(frozenset({verp}), frozenset(), True, evidence="verp")
 
 
 def _read_failures(msg: Message) -> tuple[BounceReport, bool] | None:
     """Failures by the first source that names any, and whether the mail is only a
     delay warning; None when the mail is no failure at all."""
     dsn = [r for text in delivery_status_texts(msg) for r in parse_dsn(text)]
+    evidence = "dsn" if dsn else "guess"   # DSN fields in a body text are a guess
     texts, returned = walk_readable(msg)
     if not dsn:
         dsn = [r for text in texts for r in parse_dsn(text)]
@@ -130,7 +137,8 @@ def _read_failures(msg: Message) -> tuple[BounceReport, bool] | None:
             return None
         permanent = {a for r in failed if r.outcome == "permanent" for a in r.addresses}
         temporary = {a for r in failed if r.outcome == "temporary" for a in r.addresses}
-        return _reading(permanent, temporary - permanent)
+        report, delayed = _reading(permanent, temporary - permanent)
+        return BounceReport(report.permanent, report.temporary, True, evidence=evidence), delayed
 
     ses = _amazon_ses(texts)
     if ses is not None:

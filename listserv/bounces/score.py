@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiosqlite
 
@@ -76,6 +76,39 @@ async def record_failures(
             if await cur.fetchone() is not None:
                 change.disabled.append(address)
     return change
+
+
+#: A bounce counts only for a copy sent this recently: MTAs give up on a message after
+#: 5 days (Postfix's maximal_queue_lifetime, Exim's default), and the bounce follows.
+BOUNCE_WINDOW = timedelta(days=7)
+
+
+async def delivered_recently(
+    db: aiosqlite.Connection, *, list_address: str, address: str, now: datetime,
+    window: timedelta = BOUNCE_WINDOW,
+) -> bool:
+    """Did we hand a copy for the member ``address`` of this list to the relay lately?
+
+    A bounce is an answer to a mail we sent; one about an address we sent
+    nothing to is somebody's invention and must cost the member nothing.
+    The query walks the list's recent ``outgoing`` rows (few) and looks each
+    up in the ``(outgoing_id, rcpt)`` index, so it needs no index of its own
+    that the fan-out would have to fill.
+    """
+    async with db.execute(
+        "SELECT address, coalesce(nullif(address_as_given, ''), address) FROM members"
+        " WHERE list_address = ? AND address = ?", (list_address, address.lower()),
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return False
+    async with db.execute(
+        "SELECT 1 FROM outgoing o WHERE o.list_address = ? AND o.created_at >= ?"
+        " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.outgoing_id = o.id"
+        "             AND d.rcpt IN (?, ?) AND d.state = 'sent') LIMIT 1",
+        (list_address, iso(now - window), row[0], row[1]),
+    ) as cur:
+        return await cur.fetchone() is not None
 
 
 def log_change(change: ScoreChange, *, source: str, msgid: str = "", reply: str = "") -> None:

@@ -22,8 +22,10 @@ from listserv.config import Config, ListConfig
 from listserv.errors import ConfigError, StoreError
 from listserv.mail.message import header_block, normalise_address, parse
 from listserv.mail.text import body_text, fresh_lines, header_text
+from listserv.membership import erasure
 from listserv.membership import members as member_data
 from listserv.membership.memberfile import read_members
+from listserv.ops.backup import KEEP, backups_dir, existing
 from listserv.store.database import Store
 
 LIST_HELP = ("the list's address; may be left out when only one list is configured")
@@ -244,7 +246,8 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
                  else ""), file=sys.stderr)
         return 0
     row = await store.fetchone(
-        "SELECT p.*, i.raw FROM posts p JOIN inbox i ON i.id = p.inbox_id WHERE p.id = ?",
+        "SELECT p.*, unseal(i.raw) AS raw FROM posts p JOIN inbox i ON i.id = p.inbox_id"
+        " WHERE p.id = ?",
         (args.id,))
     if row is None:
         print(f"no post {args.id}", file=sys.stderr)
@@ -298,9 +301,14 @@ async def _held(cfg: Config, store: Store, args: argparse.Namespace) -> int:
 async def _privacy(cfg: Config, store: Store, args: argparse.Namespace) -> int:
     address = normalise_address(args.address) or args.address.lower()
     if args.action == "export":
-        print(json.dumps(await member_data.export(store, address), indent=2, ensure_ascii=False))
+        print(json.dumps(await erasure.export(store, address), indent=2, ensure_ascii=False))
         return 0
-    counts = await member_data.erase(store, address, _now())
+    counts = await erasure.erase(store, address, _now())
     print(f"erased {address}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    older = existing(backups_dir(cfg))
+    if older:
+        print(f"{len(older)} backup(s) taken before still hold it; they are pruned as new"
+              f" ones are taken (the newest {KEEP} stay), so it is gone within {KEEP} days",
+              file=sys.stderr)
     return 0
 

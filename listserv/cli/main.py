@@ -52,10 +52,16 @@ async def _init(cfg: Config, args: argparse.Namespace) -> int:
     from listserv.store.database import Store
 
     preflight.make_data_dir(cfg)
-    store = await Store.open(cfg.database_path)
+    store = await Store.open(cfg.database_path)   # makes data_dir 0700 and the database 0600
     version = await store.schema_version()
     await store.close()
     print(f"database {cfg.database_path}: schema version {version}")
+    from listserv.store import keys
+
+    for name in (keys.MAIL_KEY, keys.VERP_KEY, keys.UNSUBSCRIBE_KEY):
+        keys.key(cfg.server.data_dir, name)
+    print(f"keys in {cfg.server.data_dir}: {keys.MAIL_KEY}, {keys.VERP_KEY}, "
+          f"{keys.UNSUBSCRIBE_KEY} (mode 0600; keep a copy apart from the database backups)")
     if cfg.dkim is not None:
         from listserv.delivery import signing
 

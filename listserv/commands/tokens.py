@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,11 @@ class Action(StrEnum):
     INVITATION = "invitation"          # the invited person accepts
     REMOVE_REQUEST = "remove_request"  # a moderator confirms her own "entfernen"
     MODERATE_POST = "moderate_post"    # a moderator decides a held post
+
+
+#: A token where people write it (a Subject, a quoted mail): to blank it out of text we
+#: keep or hand out (``posts.subject``, ``members export-data``).
+TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9])[a-z2-7]{32}(?![A-Za-z0-9])")
 
 
 def new_token() -> str:

@@ -10,5 +10,5 @@ records each outcome.
 
 Core: transform, footer, plan, outcomes
 Shell: signing, personal, sender, transports, maildir, smtp
-May import: bounces, clock, commands, config, errors, log, store, texts
+May import: bounces, clock, commands, config, errors, log, outbox, store, texts
 """

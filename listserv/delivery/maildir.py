@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from listserv.delivery.outcomes import ACCEPTED, DeliveryResult
+from listserv.store import keys
 
 
 class MaildirTransport:
@@ -30,8 +31,9 @@ class MaildirTransport:
     def __init__(self, directory: Path, *, fsync: bool = True) -> None:
         self.directory = directory
         self.fsync = fsync
-        for sub in ("tmp", "new", "cur"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("tmp", "new", "cur"):  # 0700 and 0600 whatever the umask: personal data
+            keys.private_dir(directory / sub)
+        keys.private_dir(directory)
         self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
         self._counter = itertools.count()
 
@@ -54,7 +56,9 @@ class MaildirTransport:
                         + f"Delivered-To: {rcpt}".encode() + eol)
                 name = self._unique_name()
                 tmp = self.directory / "tmp" / name
-                with open(tmp, "xb") as fh:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, keys.FILE_MODE)
+                os.fchmod(fd, keys.FILE_MODE)
+                with os.fdopen(fd, "wb") as fh:
                     fh.write(head)
                     fh.write(data)
                     if self.fsync:

@@ -14,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 from listserv.commands.tokens import token_hash
 from listserv.config import Config, DkimConfig, ListConfig
 from listserv.delivery.plan import Job, Outgoing, PersonalCopies, Slots, fill, render_personal
 from listserv.delivery.signing import Signer
 from listserv.store.database import Store
+from listserv.store.keys import UNSUBSCRIBE_KEY, key
 
 CHUNK = 32  # copies per task sent to a signing process
 
@@ -80,7 +79,7 @@ class PersonalCopyMaker:
             if mlist is None:
                 raise LookupError(f"list {info.list_address} is no longer configured")
             if self._secret is None:
-                self._secret = load_secret(self.config.server.data_dir / "unsubscribe.key")
+                self._secret = key(self.config.server.data_dir, UNSUBSCRIBE_KEY)
             assert raw is not None
             web = self.config.web
             copies = PersonalCopies(raw, mlist, secret=self._secret, sample_member=job.rcpts[0],
@@ -161,22 +160,3 @@ def render_and_sign(raw: bytes, mlist: ListConfig, members: list[str],
             data = _signer.sign(data)
         out.append(data)
     return out
-
-
-def load_secret(path: Path) -> bytes:
-    """The key of the one-click tokens, made (mode 0600) on first use."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secret)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return secret

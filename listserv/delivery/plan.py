@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 
+from listserv.bounces import verp
 from listserv.config import ListConfig
 from listserv.delivery import transform
 from listserv.delivery.outcomes import DeliveryResult, Outcome, RcptOutcome
@@ -94,30 +95,33 @@ class Job:
     rcpts: tuple[str, ...]
     ids: tuple[int, ...]
     personal: bool = False  # the bytes are this one member's own copy
+    answer: bool = False    # a reply or notice (carries a token): its body goes once sent
 
 
-def verp_sender(bounces_address: str, rcpt: str) -> str:
-    """``L-bounces@D`` + ``user@dom`` -> ``L-bounces+user=dom@D``."""
-    local, _, domain = bounces_address.rpartition("@")
-    return f"{local}+{rcpt.replace('@', '=')}@{domain}"
+def verp_sender(key: bytes, bounces_address: str, list_address: str, rcpt: str) -> str:
+    """``L-bounces@D`` + ``user@dom`` -> ``L-bounces+user=dom=MAC@D`` (``bounces.verp``)."""
+    return verp.sender(key, bounces_address, list_address, rcpt)
 
 
 def plan(
-    rows: Iterable[Claimed], outgoing: Mapping[int, Outgoing], max_recipients: int
+    rows: Iterable[Claimed], outgoing: Mapping[int, Outgoing], max_recipients: int,
+    *, verp_key: bytes = b"",
 ) -> list[Job]:
     """Cut claimed rows into transactions.
 
     Shared content (replies, notices, bulk posts): recipients of one message
     and one domain share a transaction, up to ``max_recipients``; the relay
     then hands each domain one copy. VERP or personalised posts: one
-    transaction per member, since the envelope sender (or the bytes) differ.
+    transaction per member, since the envelope sender (or the bytes) differ;
+    a VERP sender carries a MAC under ``verp_key`` (``bounces.verp``).
     """
     jobs: list[Job] = []
     groups: dict[tuple[int, str], list[Claimed]] = {}
     for row in rows:
         out = outgoing[row.outgoing_id]
         if out.per_member:
-            sender = verp_sender(out.mail_from, row.rcpt) if out.verp else out.mail_from
+            sender = (verp_sender(verp_key, out.mail_from, out.list_address, row.rcpt)
+                      if out.verp else out.mail_from)
             jobs.append(Job(out.id, sender, (row.rcpt,), (row.id,), out.personalize))
         else:
             groups.setdefault((row.outgoing_id, row.domain), []).append(row)
@@ -125,7 +129,8 @@ def plan(
         for start in range(0, len(members), max_recipients):
             chunk = members[start:start + max_recipients]
             jobs.append(Job(outgoing_id, outgoing[outgoing_id].mail_from,
-                            tuple(r.rcpt for r in chunk), tuple(r.id for r in chunk)))
+                            tuple(r.rcpt for r in chunk), tuple(r.id for r in chunk),
+                            answer=outgoing[outgoing_id].kind != "post"))
     return jobs
 
 

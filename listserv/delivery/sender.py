@@ -49,6 +49,8 @@ from listserv.delivery.plan import (
 from listserv.delivery.signing import Signer
 from listserv.delivery.transports import Transport, make_transport
 from listserv.log import event
+from listserv.outbox.queue import strip_delivered
+from listserv.store import keys
 from listserv.store.database import Store
 
 _SENTINEL = None
@@ -98,6 +100,7 @@ class Sender:
         self._signed: OrderedDict[int, bytes] = OrderedDict()
         self._personal: PersonalCopyMaker | None = None
         self.sent = self.deferred = self.failed = 0
+        self.verp_key = keys.key(config.server.data_dir, keys.VERP_KEY)  # bounces.verp
 
     # -- life cycle ----------------------------------------------------------
 
@@ -166,7 +169,8 @@ class Sender:
         await self._load_outgoing({r.outgoing_id for r in rows})
         jobs: list[Job] = []
         for job in plan(rows, {k: v[0] for k, v in self._outgoing.items()},
-                        self.config.delivery.max_recipients_per_transaction):
+                        self.config.delivery.max_recipients_per_transaction,
+                        verp_key=self.verp_key):
             if self._outgoing[job.outgoing_id][1] is None:
                 self._results.append((job, DeliveryResult.every(job.rcpts, REMOVED)))
             else:
@@ -220,7 +224,7 @@ class Sender:
             marks = ",".join("?" * len(missing))
             for r in await self.store.fetchall(
                 "SELECT id, kind, list_address, mail_from, message_id, created_at, verp,"
-                f" personalize, raw FROM outgoing WHERE id IN ({marks})", missing,
+                f" personalize, unseal(raw) AS raw FROM outgoing WHERE id IN ({marks})", missing,
             ):
                 created = from_iso(r["created_at"])
                 info = Outgoing(r["id"], r["kind"], r["list_address"], r["mail_from"],
@@ -362,6 +366,7 @@ class Sender:
             ):
                 if params:
                     await db.executemany(sql, params)
+            await strip_delivered(db, {j.outgoing_id for j, _ in results if j.answer})
             for list_address, members in rec.bounced.items():
                 mlist = self.config.find_list(list_address)
                 changes.append(await score.record_failures(

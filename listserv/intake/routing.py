@@ -62,14 +62,6 @@ class Route:
     def token(self) -> str | None:
         return self.extension if self.role is Role.CONFIRM else None
 
-    @property
-    def verp_member(self) -> str | None:
-        """The member encoded in ``L-bounces+user=domain@D``, if any."""
-        if self.role is not Role.BOUNCES or "=" not in self.extension:
-            return None
-        user, _, domain = self.extension.rpartition("=")
-        return f"{user}@{domain}" if user and domain else None
-
 
 @dataclass(frozen=True)
 class Refusal:
@@ -108,11 +100,6 @@ def route(recipient: str, lists: Iterable[ListConfig]) -> Route | Refusal:
             extension = local[len(prefix) + len(suffix) + 1:] if plus else ""
         return Route(f"{local_l}@{domain_l}", mlist, role, extension)
     return Refusal(codes.UNKNOWN_USER)
-
-
-def verp_address(mlist: ListConfig, member: str) -> str:
-    """Envelope sender that names ``member`` when its bounce comes back."""
-    return f"{mlist.local_part}-bounces+{member.replace('@', '=')}@{mlist.domain}"
 
 
 def is_list_address(address: str, lists: Iterable[ListConfig]) -> bool:

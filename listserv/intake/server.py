@@ -31,7 +31,7 @@ from listserv.clock import Clock
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
 from listserv.intake import codes
-from listserv.intake.routing import Refusal, Route, route
+from listserv.intake.routing import Refusal, Role, Route, route
 from listserv.intake.screen import screen
 from listserv.log import event
 from listserv.mail.message import message_id_of
@@ -44,6 +44,13 @@ _UNSAFE = re.compile(r"[^\x21-\x7e]")
 def _clean(text: str, limit: int = 100) -> str:
     """A peer-supplied token (HELO name) made safe for a header and a log."""
     return _UNSAFE.sub("", text)[:limit] or "unknown"
+
+
+def _without_extension(address: str) -> str:
+    """``L-confirm+TOKEN@D`` -> ``L-confirm@D``: the token (or VERP address) is stored
+    only sealed, in ``inbox.extension`` (``store.seal``), never in the clear."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"
 
 
 class Intake:
@@ -80,6 +87,13 @@ class Intake:
             event("refused", peer=_peer(session), mail_from=envelope.mail_from,
                   rcpt=address, reply=routed.reply[:9])
             return routed.reply
+        if routed.role is Role.CONFIRM and any(
+                isinstance(r := route(other, self.config.lists), Route) and r.role is Role.CONFIRM
+                for other in envelope.rcpt_tos):
+            # A hundred tokens in one DATA would store the message a hundred times.
+            event("refused", peer=_peer(session), mail_from=envelope.mail_from,
+                  reason="second confirmation address in one message")
+            return codes.ONE_CONFIRM_PER_MESSAGE
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return codes.OK_RCPT
@@ -108,7 +122,8 @@ class Intake:
         items = [
             NewInbound(
                 received_at=now, peer=_peer(session), helo=_clean(session.host_name or ""),
-                mail_from=mail_from, rcpt=r.address, list_address=r.mlist.address,
+                mail_from=mail_from, rcpt=_without_extension(r.address),
+                list_address=r.mlist.address,
                 role=r.role.value, extension=r.extension, message_id=message_id, raw=full,
             )
             for r in routes
@@ -124,7 +139,8 @@ class Intake:
         finally:
             self.commits_in_flight -= 1
         event("accepted", inbox=",".join(map(str, ids)), msgid=message_id,
-              mail_from=mail_from, rcpt=",".join(r.address for r in routes),
+              mail_from=mail_from,
+              rcpt=",".join(_without_extension(r.address) for r in routes),  # no token in a log
               size=len(full), peer=_peer(session),
               commit_ms=round((time.perf_counter() - started) * 1000, 1))
         self.on_commit()
@@ -178,10 +194,11 @@ def _per_recipient(reply: str, envelope: Envelope, lmtp: bool) -> str:
 
 
 class _Sessions:
-    """The live SMTP sessions, so the server can cap and drain them."""
+    """The live SMTP sessions, so the server can cap (in total, per peer) and drain them."""
 
     def __init__(self) -> None:
         self.live: set[SMTP] = set()
+        self.by_peer: dict[str, set[SMTP]] = {}
         self.empty = asyncio.Event()
         self.empty.set()
 
@@ -189,8 +206,20 @@ class _Sessions:
         self.live.add(proto)
         self.empty.clear()
 
+    def admit(self, proto: SMTP, peer: str, limit: int) -> bool:
+        """Count ``proto`` against its peer; False when the peer has ``limit`` already."""
+        mine = self.by_peer.setdefault(peer, set())
+        if limit and len(mine) >= limit:
+            return False
+        mine.add(proto)
+        return True
+
     def discard(self, proto: SMTP) -> None:
         self.live.discard(proto)
+        for peer, protos in list(self.by_peer.items()):
+            protos.discard(proto)
+            if not protos:
+                del self.by_peer[peer]
         if not self.live:
             self.empty.set()
 
@@ -210,8 +239,28 @@ class ListservSMTP(SMTP):
         else:
             await super().push(status_line)
 
+    per_peer: int = 0
+    _refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called again after STARTTLS (self.transport is set then): count only the first.
+        if self.transport is None:
+            name = transport.get_extra_info("peername")
+            peer = str(name[0]) if isinstance(name, tuple) else str(name)
+            if not self.sessions.admit(self, peer, self.per_peer):
+                # Idle sessions from one peer must not take every slot from the others.
+                event("refused", reason="too_many_connections_from_peer", peer=peer,
+                      level="warning")
+                self._refused = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{codes.TOO_MANY_FROM_PEER}\r\n".encode())
+                transport.close()
+                return
+        super().connection_made(transport)
+
     def connection_lost(self, error: Exception | None) -> None:
-        super().connection_lost(error)
+        if not self._refused:
+            super().connection_lost(error)
         self.sessions.discard(self)
 
 
@@ -254,6 +303,7 @@ class IntakeServer:
             kwargs.update(tls_context=self.tls_context, require_starttls=False)
         proto = cls(self.intake, **kwargs)
         proto.sessions = self.sessions
+        proto.per_peer = server.max_connections_per_peer
         self.sessions.add(proto)
         return proto
 

@@ -8,7 +8,7 @@ decides what a DMARC record means and ``dmarc_lookup`` finds it in DNS;
 to us, now: a DKIM signature that covers every header we read. Imports
 nothing of listserv: every step may use it.
 
-Core: message, text, html, dmarc
+Core: message, text, html, dmarc, mentions
 Shell: dmarc_lookup, dkim_proof
 May import: (none)
 """

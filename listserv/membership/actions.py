@@ -341,7 +341,7 @@ async def moderator_change(db: aiosqlite.Connection, req: Request, command: Comm
     target_text, _, name = command.argument.partition(" ")
     target = normalise_address(target_text)
     if target is None:
-        await reply(db, req, "invalid_address", address=one_line(target_text, 100) or "-")
+        await reply(db, req, "invalid_address")  # not her text back (the From may be forged)
         return f"{command.verb}: invalid address"
     name = one_line(name, 100)
     if req.moderator_verified:

@@ -9,7 +9,6 @@ which mail. That is the DSGVO proof of consent, and the history that
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -145,53 +144,3 @@ async def all_members(store: Store, list_address: str) -> list[Member]:
         "SELECT * FROM members WHERE list_address = ? ORDER BY address", (list_address,)
     )
     return [_member(r) for r in rows]
-
-
-async def export(store: Store, address: str) -> dict[str, object]:
-    """Everything stored about one address (DSGVO Art. 15), without mail bodies."""
-    address = address.lower()
-    memberships = await store.fetchall(
-        "SELECT list_address, address_as_given AS address, display_name, role, employer_type,"
-        " language, status, disabled_reason, bounce_score, last_bounce_at, joined_at"
-        " FROM members WHERE address = ?", (address,))
-    consent = await store.fetchall(
-        "SELECT list_address, event, at, message_id, peer, detail FROM consent_log"
-        " WHERE address = ? ORDER BY id", (address,))
-    messages = await store.fetchall(
-        "SELECT id, received_at, role, list_address, message_id, state, outcome FROM inbox"
-        " WHERE mail_from = ? ORDER BY id", (address,))
-    return {
-        "address": address,
-        "memberships": [dict(r) for r in memberships],
-        "consent_log": [dict(r) for r in consent],
-        "messages_received": [dict(r) for r in messages],
-    }
-
-
-async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
-    """Forget one address (DSGVO Art. 17): memberships, tokens, history, stored mail.
-
-    One line stays in the consent log: that an erasure happened, without
-    the address (its hash), so an audit can show the request was honoured.
-    """
-    address = address.lower()
-    counts: dict[str, int] = {}
-    async with store.transaction() as db:
-        for table, sql in [
-            ("members", "DELETE FROM members WHERE address = ?"),
-            ("tokens", "DELETE FROM tokens WHERE address = ? OR requester = ?"),
-            ("consent_log", "DELETE FROM consent_log WHERE address = ?"),
-            ("reply_log", "DELETE FROM reply_log WHERE address = ?"),
-            ("inbox", "DELETE FROM inbox WHERE mail_from = ?"),
-            ("deliveries", "DELETE FROM deliveries WHERE rcpt = ?"),
-        ]:
-            params = (address, address) if sql.count("?") == 2 else (address,)
-            cursor = await db.execute(sql, params)
-            counts[table] = cursor.rowcount
-        digest = hashlib.sha256(address.encode()).hexdigest()[:16]
-        await db.execute(
-            "INSERT INTO consent_log (list_address, address, event, at, detail)"
-            " VALUES ('', ?, 'erased', ?, 'all data of this address deleted on request')",
-            (f"sha256:{digest}", iso(now)),
-        )
-    return counts

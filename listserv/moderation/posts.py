@@ -100,7 +100,8 @@ async def _apply(db: aiosqlite.Connection, ctx: Context, req: Request, d: Decisi
     cursor = await db.execute(
         "INSERT INTO posts (inbox_id, list_address, sender, subject, size, rule, reason,"
         " created_at, state, decided_at, decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (req.item.id, mlist.address, req.sender or req.item.mail_from, subject(req.msg),
+        (req.item.id, mlist.address, req.sender or req.item.mail_from,
+         tokens.TOKEN_LIKE.sub("[…]", subject(req.msg)),  # "AW: … [token]" to the list
          len(req.item.raw), d.rule, d.reason, iso(req.now), state,
          None if state == "held" else iso(req.now), "" if state == "held" else "policy"),
     )
@@ -145,7 +146,7 @@ async def _tell_poster(db: aiosqlite.Connection, req: Request, template: str, **
     to = req.sender
     assert to is not None
     msg = compose(req.mlist, to=to, template=template, language=req.language, now=req.now,
-                  values={"subject": subject(req.msg), **values},
+                  values=values,   # never her Subject: the sender may be a forged victim
                   in_reply_to=message_id(req.msg))
     return await answer(db, req.mlist, msg, to=to, now=req.now, kind=template,
                         inbox_id=req.item.id)
@@ -265,7 +266,7 @@ async def tell_rejected(db: aiosqlite.Connection, mlist: ListConfig, post_id: in
         return
     msg = compose(mlist, to=row["sender"], template="post_rejected" if reason
                   else "post_rejected_no_reason", language=mlist.language,
-                  now=now, values={"subject": row["subject"] or "", "reason": reason})
+                  now=now, values={"reason": reason})
     await answer(db, mlist, msg, to=row["sender"], now=now, kind="post_rejected",
                  inbox_id=inbox_id)
 
@@ -323,8 +324,7 @@ async def expire_held(ctx: Context) -> int:
                 if "@" in r["sender"]:
                     msg = compose(mlist, to=r["sender"], template="post_expired",
                                   language=mlist.language, now=now,
-                                  values={"subject": r["subject"] or "",
-                                          "days": mlist.hold_days})
+                                  values={"days": mlist.hold_days})
                     await answer(db, mlist, msg, to=r["sender"], now=now, kind="post_expired",
                                  inbox_id=r["inbox_id"])
             event("post_expired", list=mlist.address, post=r["id"])

@@ -26,7 +26,7 @@ async def publish_approved(ctx: Context) -> int:
     hostile post never stops the ones after it.
     """
     rows = await ctx.store.fetchall(
-        "SELECT p.id, p.list_address, p.inbox_id, p.sender, i.raw FROM posts p"
+        "SELECT p.id, p.list_address, p.inbox_id, p.sender, unseal(i.raw) AS raw FROM posts p"
         " JOIN inbox i ON i.id = p.inbox_id"
         " WHERE p.state = 'approved' AND p.outgoing_id IS NULL ORDER BY p.id")
     done = 0

@@ -32,6 +32,7 @@ from listserv.config import Config
 from listserv.context import Context
 from listserv.errors import StoreError
 from listserv.log import event
+from listserv.store import keys
 
 KEEP = 7
 PREFIX = "listserv-"
@@ -69,11 +70,12 @@ def backup(db_path: Path, backups: Path, keep: int = KEEP, *,
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     if not db_path.is_file():
         raise StoreError(f"{db_path}: no database to back up (run 'listserv init')")
-    backups.mkdir(parents=True, exist_ok=True)
+    keys.private_dir(backups)
     final = backups / f"{PREFIX}{moment.strftime(STAMP)}{SUFFIX}"
     temp = backups / f".{final.name}.tmp"
     temp.unlink(missing_ok=True)
     try:
+        keys.private_file(temp)   # 0600 before SQLite writes into it, whatever the umask
         _copy(db_path, temp)
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())

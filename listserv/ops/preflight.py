@@ -76,7 +76,8 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock or raise ``CannotStart`` naming the PID that holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)   # like every file in data_dir, whatever the umask
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -27,6 +27,7 @@ from listserv.context import Context
 from listserv.log import event
 from listserv.moderation import posts, publish
 from listserv.ops import backup, retention
+from listserv.outbox import respond
 
 JobFunc = Callable[[Context], Awaitable[object]]
 
@@ -34,6 +35,17 @@ JobFunc = Callable[[Context], Awaitable[object]]
 async def expire_tokens(ctx: Context) -> int:
     async with ctx.store.transaction() as db:
         return await tokens.expire(db, ctx.clock())
+
+
+async def summarise_notices(ctx: Context) -> int:
+    """One mail per moderator naming the notices the daily cap held back."""
+    sent = 0
+    for mlist in ctx.config.lists:
+        async with ctx.store.transaction() as db:
+            sent += await respond.summarise(db, mlist, ctx.clock())
+    if sent:
+        ctx.wake_sender()
+    return sent
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,9 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("notify_disabled", upkeep.notify_disabled,
             lambda tz: IntervalTrigger(minutes=10, timezone=tz),
             "tell members disabled for bounces, and the moderators, once"),
+    JobSpec("summarise_notices", summarise_notices,
+            lambda tz: CronTrigger(minute=45, timezone=tz),
+            "one summary of the notices the daily cap held back, per moderator"),
 )
 
 

@@ -5,6 +5,9 @@ moderators, an approved post) writes it here in the *same* transaction as
 the decision itself. So a decision and its mail are committed together or
 not at all, and the sender, which only reads these tables, can never send
 for a decision that was rolled back, nor miss one that was committed.
+
+The mail is stored sealed (``seal(?)``, see ``store.seal``): a queued answer
+carries a token, and a database copy must not give it away.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ async def enqueue(
     """Queue one ready message (a reply or a notice) for ``rcpts``."""
     cursor = await db.execute(
         "INSERT INTO outgoing (created_at, kind, list_address, inbox_id, message_id,"
-        " mail_from, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " mail_from, raw) VALUES (?, ?, ?, ?, ?, ?, seal(?))",
         (iso(now), kind, list_address, inbox_id, message_id, mail_from, raw),
     )
     outgoing_id = cursor.lastrowid
@@ -67,7 +70,7 @@ async def enqueue_post(
     """
     cursor = await db.execute(
         "INSERT INTO outgoing (created_at, kind, list_address, inbox_id, message_id,"
-        " mail_from, verp, personalize, raw) VALUES (?, 'post', ?, ?, ?, ?, ?, ?, ?)",
+        " mail_from, verp, personalize, raw) VALUES (?, 'post', ?, ?, ?, ?, ?, ?, seal(?))",
         (iso(now), list_address, inbox_id, message_id, mail_from, int(verp),
          int(personalize), raw),
     )
@@ -81,3 +84,20 @@ async def enqueue_post(
         (outgoing_id, list_address),
     )
     return outgoing_id, fanned.rowcount
+
+
+async def strip_delivered(db: aiosqlite.Connection, outgoing_ids: Iterable[int]) -> None:
+    """An answer or notice whose every copy is final loses its stored body.
+
+    They carry tokens (Reply-To, Subject, body): once the relay has them,
+    the database has no reason to keep them (``secure_delete`` zeroes the
+    freed space). Posts keep theirs until retention: they carry no token.
+    """
+    done = sorted(outgoing_ids)
+    if not done:
+        return
+    marks = ",".join("?" * len(done))
+    await db.execute(
+        f"UPDATE outgoing SET raw = NULL WHERE id IN ({marks}) AND kind != 'post'"
+        " AND raw IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d"
+        "   WHERE d.outgoing_id = outgoing.id AND d.state NOT IN ('sent', 'failed'))", done)

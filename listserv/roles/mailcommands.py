@@ -88,7 +88,7 @@ async def _unusable_sender(db: aiosqlite.Connection, req: Request) -> str:
     if fallback is None:
         event("ignored", reason="no usable sender address", inbox=req.item.id)
         return "ignored: neither From nor envelope sender is a usable address"
-    await reply(db, req, "invalid_address", to=fallback, address=req.from_.raw or "-")
+    await reply(db, req, "invalid_address", to=fallback)  # never her From back to her
     return "invalid From address: explained to the envelope sender"
 
 
@@ -120,9 +120,8 @@ async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
             token = command.argument or find_token(subject(req.msg))
             if token:
                 return await redeem(db, req, token)
-    unknown = [c.argument for c in commands if c.verb is Verb.UNKNOWN]
-    await reply(db, req, "unknown_command",
-                lines="\n".join(f"> {line[:80]}" for line in unknown[:5]) or "> -")
+    # Her lines are not quoted back: the envelope sender may be a forged third party.
+    await reply(db, req, "unknown_command")
     return "no command understood; help sent"
 
 

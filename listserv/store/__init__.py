@@ -7,7 +7,7 @@ as an append-only list; ``rows`` the row types intake hands in and
 handlers get out. A second backend (PostgreSQL) goes here, beside
 ``database``.
 
-Core: rows, migrations
-Shell: database, replay
+Core: rows, migrations, seal
+Shell: database, keys, replay
 May import: clock, errors, mail
 """

@@ -26,8 +26,10 @@ import aiosqlite
 from listserv.clock import Clock, from_iso, iso, utcnow
 from listserv.errors import StoreError
 from listserv.mail.message import decode_words
+from listserv.store import keys
 from listserv.store.migrations import MIGRATIONS
 from listserv.store.rows import InboxItem, InboxState, NewInbound
+from listserv.store.seal import Sealer
 
 MAX_ATTEMPTS = 5  # a message that fails this often is parked as 'failed'
 
@@ -45,10 +47,12 @@ class Store:
     async def open(
         cls, path: Path, *, clock: Clock = utcnow, busy_timeout: float = 5.0
     ) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            keys.private_dir(path.parent)
+            keys.private_file(path)   # 0600 before SQLite makes it: -wal and -shm inherit it
+            sealer = Sealer(keys.key(path.parent, keys.MAIL_KEY))
             db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open database: {exc}") from exc
         try:
             db.row_factory = aiosqlite.Row
@@ -58,6 +62,14 @@ class Store:
             await db.execute("PRAGMA foreign_keys = ON")
             # For migrations that turn stored encoded-word names into text (step 7).
             await db.create_function("rfc2047_decode", 1, decode_words, deterministic=True)
+            # Freed space is overwritten with zeros, so a deleted row (an erased
+            # address, a used token's mail) does not live on in a free page.
+            await db.execute("PRAGMA secure_delete = ON")
+            await db.create_function("seal", 1, sealer.seal)
+            await db.create_function("unseal", 1, sealer.unseal, deterministic=True)
+            await db.create_function("unseal_text", 1, sealer.unseal_text, deterministic=True)
+            for suffix in ("-wal", "-shm"):
+                keys.tighten(path.with_name(path.name + suffix))
             store = cls(db, path, clock)
             await store._migrate()
         except sqlite3.Error as exc:
@@ -112,6 +124,11 @@ class Store:
                     raise StoreError(f"write failed: {exc}") from exc
                 raise
 
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The connection, for a long read outside any transaction (a scan; never a write)."""
+        return self._db
+
     async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
         async with self._db.execute(sql, params) as cur:
             return list(await cur.fetchall())
@@ -160,7 +177,7 @@ class Store:
                     cursor = await db.execute(
                         "INSERT INTO inbox (received_at, peer, helo, mail_from, rcpt,"
                         " list_address, role, extension, message_id, size, raw)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, seal(?), ?, ?, seal(?))",
                         (iso(it.received_at), it.peer, it.helo, it.mail_from, it.rcpt,
                          it.list_address, it.role, it.extension, it.message_id,
                          len(it.raw), it.raw),
@@ -197,7 +214,8 @@ class Store:
             "             AND (not_before IS NULL OR not_before <= ?)"
             "             ORDER BY id LIMIT 1)"
             " RETURNING id, received_at, peer, mail_from, rcpt, list_address, role,"
-            "           extension, message_id, raw, attempts",
+            "           unseal_text(extension) AS extension, message_id, unseal(raw) AS raw,"
+            "           attempts",
             (now,),
         ) as cur:
             row = await cur.fetchone()
@@ -247,6 +265,29 @@ class Store:
                 (error, iso(now + delay), item.id),
             )
             return InboxState.NEW
+
+    async def scrub(self) -> None:
+        """Leave no trace of deleted data in the files: rebuild, then empty the WAL.
+
+        ``secure_delete`` zeroes what is freed from now on; ``VACUUM``
+        rewrites the whole file, so space freed before (by an older
+        version, or a connection without the pragma) goes too; the
+        ``TRUNCATE`` checkpoint copies the WAL into the file and cuts the
+        WAL to zero bytes, so no older page image stays in it. Used by
+        ``members forget``. Waits for the daemon's writes (busy timeout).
+        """
+        async with self._lock:
+            try:
+                await self._db.execute("VACUUM")
+                for _ in range(50):   # a reader of the daemon's may hold the WAL a moment
+                    async with self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                        row = await cur.fetchone()
+                    if row is not None and row[0] == 0:
+                        return
+                    await asyncio.sleep(0.1)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot scrub the database (run it again): {exc}") from exc
+            raise StoreError("cannot empty the WAL: a reader holds it (run it again)")
 
     async def inbox_counts(self) -> dict[str, int]:
         rows = await self.fetchall("SELECT state, count(*) FROM inbox GROUP BY state")

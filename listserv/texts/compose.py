@@ -11,6 +11,7 @@ answers it again.
 from __future__ import annotations
 
 import email.policy
+import re
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,6 +25,9 @@ from listserv.texts.render import render
 # 78, Python folds a long Subject right after "Subject:", and clients then
 # show it with a leading blank.
 WIRE = email.policy.SMTP.clone(max_line_length=998)
+
+
+MESSAGE_ID_SYNTAX = re.compile(r"<[!-;=?-~]{1,250}>")   # printable, no "<", ">" or space
 
 
 def as_bytes(msg: EmailMessage) -> bytes:
@@ -132,9 +136,13 @@ def compose(
         msg["Reply-To"] = mlist.sub_address(f"confirm+{token}")
     elif reply_to is not None:
         msg["Reply-To"] = reply_to
+    # Only what looks like a Message-ID is echoed: these come from the writer, who may
+    # be a stranger using a victim's address, and must carry no text of hers.
+    in_reply_to = in_reply_to if MESSAGE_ID_SYNTAX.fullmatch(in_reply_to) else ""
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
-        msg["References"] = " ".join([*(references or []), in_reply_to][-10:])
+        kept = [r for r in references or [] if MESSAGE_ID_SYNTAX.fullmatch(r)]
+        msg["References"] = " ".join([*kept, in_reply_to][-10:])
     msg["Auto-Submitted"] = kind
     msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer with OOF
     msg["X-Loop"] = mlist.address

@@ -124,6 +124,11 @@ def unwrap(source: str) -> str:
     return "\n".join(out)
 
 
+def template_text(language: str, name: str) -> str:
+    """The packaged template as written (tests audit which placeholders a text uses)."""
+    return _source(language, name, "")
+
+
 def render(language: str, name: str, /, *, texts_dir: str = "", flowing: bool = False,
            **values: object) -> Rendered:
     """Fill template ``name`` in ``language`` (falling back to German).
@@ -148,3 +153,14 @@ def render(language: str, name: str, /, *, texts_dir: str = "", flowing: bool = 
         subject = head.removeprefix("Subject:").strip()
         text = text.removeprefix("\n")
     return Rendered(subject=subject, body=text)
+
+
+@cache
+def labels(language: str, name: str) -> dict[str, str]:
+    """A file of ``key: text`` lines (names of things in mails), e.g. ``notice_kinds``."""
+    found = {}
+    for line in _packaged(language if language in LANGUAGES else "de", name).splitlines():
+        key, sep, text = line.partition(":")
+        if sep and key.strip() and not key.startswith("#"):
+            found[key.strip()] = text.strip()
+    return found

@@ -45,11 +45,11 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from listserv.commands import tokens
 from listserv.config import ListConfig
 from listserv.context import Context
-from listserv.delivery.personal import load_secret
 from listserv.delivery.plan import unsubscribe_token
 from listserv.log import event
 from listserv.mail.message import normalise_address
@@ -57,6 +57,7 @@ from listserv.membership import members
 from listserv.ops import health
 from listserv.outbox.respond import answer
 from listserv.store.database import Store
+from listserv.store.keys import UNSUBSCRIBE_KEY, key
 from listserv.texts.compose import compose
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
@@ -139,11 +140,16 @@ _UNKNOWN = (
 class WebServer:
     """The aiohttp application and its loopback listener, started by the daemon."""
 
-    def __init__(self, ctx: Context, *, backfill_interval: float = 2.0) -> None:
+    def __init__(self, ctx: Context, *, backfill_interval: float = 2.0,
+                 min_answer: float = 0.3) -> None:
         assert ctx.config.web is not None
         self.ctx = ctx
         self.web = ctx.config.web
         self.backfill_interval = backfill_interval
+        #: Every answer takes at least this long (seconds), so its time does not tell a
+        #: member from a non-member, or a known token from a guessed one.
+        self.min_answer = min_answer
+        self._work: set[asyncio.Task[None]] = set()
         self._last_backfill = float("-inf")
         self._secret = b""
         self._runner: web.AppRunner | None = None
@@ -151,8 +157,25 @@ class WebServer:
         self._health: tuple[float, dict[str, Any]] | None = None
         self._health_lock = asyncio.Lock()
 
+    @web.middleware
+    async def _even_time(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Pad every answer to ``min_answer``: lookups, a backfill, a removal or a
+        queued mail take different times, and the time is an answer too."""
+        started = time.monotonic()
+        try:
+            return await handler(request)
+        finally:
+            rest = self.min_answer - (time.monotonic() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
+
+    async def drain(self) -> None:
+        """Wait for the mail work answered pages have started (tests, shutdown)."""
+        while self._work:
+            await asyncio.gather(*self._work, return_exceptions=True)
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024)
+        app = web.Application(client_max_size=16 * 1024, middlewares=[self._even_time])
         app.router.add_get("/u/{token}", self.member_page)
         app.router.add_post("/u/{token}", self.member_post)
         app.router.add_get("/l/{list_id}", self.list_page)
@@ -172,7 +195,7 @@ class WebServer:
                                  headers=_HEADERS)
 
     async def start(self) -> tuple[str, int]:
-        self._secret = load_secret(self.ctx.config.server.data_dir / "unsubscribe.key")
+        self._secret = key(self.ctx.config.server.data_dir, UNSUBSCRIBE_KEY)
         filled = await self._backfill()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
                                      shutdown_timeout=2)
@@ -186,6 +209,7 @@ class WebServer:
         return self.address
 
     async def stop(self) -> None:
+        await self.drain()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -316,9 +340,11 @@ class WebServer:
         if address is None:
             note = "<p><strong>Keine gültige Adresse / Not a valid address.</strong></p>"
             return _page("Abmelden / Unsubscribe", self._list_form(mlist, note), status=400)
-        sent = await self._request_leave(mlist, address)
-        event("web_leave_request", list=mlist.address, address=address,
-              outcome="confirmation queued" if sent else "not sent")
+        # The work is done after the answer, so member and stranger get the same page
+        # at the same time, and nothing is written for a stranger (issue 12, class 5).
+        task = asyncio.create_task(self._request_leave_logged(mlist, address))
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
         addr = html.escape(address)
         return _page("Abmelden / Unsubscribe", (
             f"<h1>Fast geschafft / Almost done</h1>"
@@ -326,6 +352,16 @@ class WebServer:
             f"Antworten Sie darauf, um die Abmeldung zu bestätigen.</p>"
             f"<p lang=\"en\">If <strong>{addr}</strong> is on the list, a mail is on its "
             f"way. Reply to it to confirm.</p>"))
+
+    async def _request_leave_logged(self, mlist: ListConfig, address: str) -> None:
+        try:
+            sent = await self._request_leave(mlist, address)
+        except Exception as exc:  # a locked database: the person may simply try again
+            event("web_leave_request", level="error", list=mlist.address,
+                  error=f"{type(exc).__name__}: {exc}")
+            return
+        event("web_leave_request", list=mlist.address,
+              outcome="confirmation queued" if sent else "not sent")
 
     async def _request_leave(self, mlist: ListConfig, address: str) -> bool:
         """A non-member gets nothing: the form must not become a way to mail strangers."""

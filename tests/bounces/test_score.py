@@ -7,8 +7,12 @@ from collections.abc import Callable
 import pytest
 
 from listserv.bounces.score import record_failures
+from listserv.clock import iso
 from listserv.config import Config
+from listserv.delivery.plan import verp_sender
+from listserv.outbox import queue as outbox
 from listserv.roles.bounce_mail import make_bounce_handler
+from listserv.store import keys
 from listserv.store.database import Store
 from listserv.store.rows import NewInbound
 from tests.conftest import LIST
@@ -68,6 +72,16 @@ def dsn(recipient: str, status: str = "5.1.1") -> bytes:
     ).encode()
 
 
+async def sent_to(store: Store, *addresses: str) -> None:
+    """A post delivered to ``addresses`` now: what makes their bounces count."""
+    async with store.transaction() as db:
+        outgoing_id, _ = await outbox.enqueue_post(
+            db, now=store.clock(), list_address=LIST, mail_from=BOUNCES, raw=b"x",
+            message_id="<p@x>", inbox_id=None, verp=True, personalize=False)
+        await db.execute("UPDATE deliveries SET state = 'sent', updated_at = ?"
+                         " WHERE outgoing_id = ?", (iso(store.clock()), outgoing_id))
+
+
 async def inbox_item(store: Store, rcpt: str, raw: bytes):
     await store.add_inbound([NewInbound(
         received_at=store.clock(), peer="127.0.0.1:1", helo="mx.y.de", mail_from="",
@@ -83,9 +97,12 @@ async def test_a_bounce_raises_the_failed_members_score(
     verp: bool, store: Store, config_factory: Callable[..., Config], caplog
 ) -> None:
     await add_members(store, ["anna@x.de", "bernd@y.de"])
-    handler = make_bounce_handler(config_factory(), store, store.clock)
+    config = config_factory()
+    handler = make_bounce_handler(config, store, store.clock)
+    await sent_to(store)
     # With VERP the envelope names the member, even when the report names another address.
-    rcpt = BOUNCES.replace("@", "+bernd=y.de@") if verp else BOUNCES
+    key = keys.key(config.server.data_dir, keys.VERP_KEY)
+    rcpt = verp_sender(key, BOUNCES, LIST, "bernd@y.de") if verp else BOUNCES
     item = await inbox_item(store, rcpt, dsn("bernd.alias@y.de" if verp else "bernd@y.de"))
     with caplog.at_level("INFO", logger="listserv"):
         outcome = await handler(item)
@@ -122,6 +139,7 @@ async def test_threshold_comes_from_the_list(
                                     "bounce_threshold": 2}])
     await add_members(store, ["anna@x.de"])
     handler = make_bounce_handler(config, store, store.clock)
+    await sent_to(store)
     for day in range(2):
         clock.advance(days=day, seconds=1)
         assert (await handler(await inbox_item(store, BOUNCES, dsn("anna@x.de")))).startswith(

@@ -27,6 +27,7 @@ from listserv.delivery import transform
 from listserv.delivery.plan import verp_sender
 from listserv.delivery.signing import generate_key, public_key_record
 from listserv.outbox import queue as outbox
+from listserv.store import keys
 from tests.conftest import LIST, mail, wait_for
 from tests.delivery import test_transports as test_transports
 from tests.delivery.test_sender import BOUNCES, verifies
@@ -127,7 +128,8 @@ async def test_every_enabled_member_gets_one_signed_copy_through_the_relay(
     for received in relay.messages:
         assert verifies(received.data, record.encode()), received.rcpts
         if mode != "bulk":
-            assert received.mail_from == verp_sender(BOUNCES, received.rcpts[0])
+            key = keys.key(config.server.data_dir, keys.VERP_KEY)
+            assert received.mail_from == verp_sender(key, BOUNCES, LIST, received.rcpts[0])
         copy = message_from_bytes(received.data, policy=default)
         assert copy["Subject"] == "[SAS] Einladung zum Fachtag"
         assert copy["List-Id"].startswith('"Netzwerk Soziale Arbeit an Schulen"')
@@ -164,7 +166,8 @@ async def test_maildir_mode_writes_one_file_per_member(
         first, second, rest = data.split(b"\n", 2)  # the copy's own line ends (LF here)
         rcpt = second.removeprefix(b"Delivered-To: ").decode()
         seen[rcpt] += 1
-        assert first == f"Return-Path: <{verp_sender(BOUNCES, rcpt)}>".encode()
+        key = keys.key(config.server.data_dir, keys.VERP_KEY)
+        assert first == f"Return-Path: <{verp_sender(key, BOUNCES, LIST, rcpt)}>".encode()
         assert verifies(rest, record.encode())
     assert seen == Counter({m: 1 for m in MEMBERS})
     assert not list((config.server.data_dir / "outbox" / "tmp").iterdir())

@@ -20,6 +20,7 @@ from typing import Any
 import dkim as dkimpy
 import pytest
 
+from listserv.bounces import verp
 from listserv.commands.tokens import token_hash
 from listserv.config import Config
 from listserv.delivery import transform
@@ -37,10 +38,17 @@ from listserv.delivery.plan import (
 from listserv.delivery.sender import Sender
 from listserv.delivery.signing import generate_key, public_key_record
 from listserv.outbox import queue as outbox
+from listserv.store import keys
 from listserv.store.database import Store
 from tests.conftest import LIST, mail, wait_for
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def verp_key(config: Config) -> bytes:
+    return keys.key(config.server.data_dir, keys.VERP_KEY)
+
+
 BOUNCES = LIST.replace("@", "-bounces@")
 
 
@@ -185,16 +193,22 @@ def test_bulk_is_grouped_by_domain_and_cut_at_the_transaction_limit() -> None:
 
 
 def test_verp_is_one_transaction_per_member_with_its_own_envelope_sender() -> None:
-    jobs = plan(rows("a@x.de", "b@y.de"), {1: outgoing(verp=True)}, max_recipients=50)
+    key = b"k" * 32
+    jobs = plan(rows("a@x.de", "b@y.de"), {1: outgoing(verp=True)}, max_recipients=50,
+                verp_key=key)
     assert [(j.mail_from, j.rcpts) for j in jobs] == [
-        ("soziale.arbeit.an.schulen-bounces+a=x.de@gelsenkirchen.de", ("a@x.de",)),
-        ("soziale.arbeit.an.schulen-bounces+b=y.de@gelsenkirchen.de", ("b@y.de",)),
+        (f"soziale.arbeit.an.schulen-bounces+a=x.de={verp.mac(key, LIST, 'a@x.de')}"
+         "@gelsenkirchen.de", ("a@x.de",)),
+        (f"soziale.arbeit.an.schulen-bounces+b=y.de={verp.mac(key, LIST, 'b@y.de')}"
+         "@gelsenkirchen.de", ("b@y.de",)),
     ]
-    assert verp_sender(BOUNCES, "x.y+z@a.de") == \
-        "soziale.arbeit.an.schulen-bounces+x.y+z=a.de@gelsenkirchen.de"
+    address = verp_sender(key, BOUNCES, LIST, "x.y+z@a.de")
+    assert address.startswith("soziale.arbeit.an.schulen-bounces+x.y+z=a.de=")
+    assert len(address.partition("@")[0]) == len("soziale.arbeit.an.schulen-bounces+x.y+z=a.de=")\
+        + verp.MAC_CHARS
     # Replies and notices are never VERPed, whatever the flag says.
     notice = plan(rows("m@x.de"), {1: outgoing(kind="notice", verp=True, mail_from="n@x")}, 50)
-    assert notice == [Job(1, "n@x", ("m@x.de",), (1,))]
+    assert notice == [Job(1, "n@x", ("m@x.de",), (1,), answer=True)]
 
 
 def test_classify_defers_fails_and_counts_bounces_of_posts_only() -> None:
@@ -262,7 +276,8 @@ async def test_verp_copies_share_signed_bytes_and_differ_in_envelope(
     sender.wake()
     await wait_for(lambda: sender.sent == 3)
     assert sorted((c[0], tuple(c[1])) for c in transport.calls) == [
-        (verp_sender(BOUNCES, r), (r,)) for r in ["a@x.de", "b@y.de", "c@z.de"]]
+        (verp_sender(verp_key(config), BOUNCES, LIST, r), (r,))
+        for r in ["a@x.de", "b@y.de", "c@z.de"]]
     assert len({c[2] for c in transport.calls}) == 1
     assert verifies(transport.calls[0][2], record)
 
@@ -430,7 +445,7 @@ async def test_personalized_copies_carry_their_member_and_their_own_signature(
     await wait_for(lambda: sender.sent == 3, timeout=30)
     secret = (config.server.data_dir / "unsubscribe.key").read_bytes()
     for mail_from, (rcpt,), data in transport.calls:
-        assert mail_from == verp_sender(BOUNCES, rcpt)
+        assert mail_from == verp_sender(verp_key(config), BOUNCES, LIST, rcpt)
         assert verifies(data, record), rcpt
         text = message_from_bytes(data, policy=default)
         body = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from tests import sealed
 from tests.cli.test_serve import Served
 
 #: Members of the fan-out under SIGKILL: 2,000 in CI, 10,000 with LISTSERV_FULL=1.
@@ -49,7 +50,7 @@ def database(config: Path) -> Path:
 
 
 def query(config: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    with contextlib.closing(sqlite3.connect(database(config), timeout=30)) as db:
+    with contextlib.closing(sealed.connect(database(config), timeout=30)) as db:
         db.row_factory = sqlite3.Row
         return db.execute(sql, params).fetchall()
 

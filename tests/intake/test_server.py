@@ -14,13 +14,15 @@ import trustme
 
 from listserv.daemon import Daemon
 from listserv.intake import codes as status
+from tests import sealed
 from tests.conftest import LIST, mail, wait_for
 
 
-def rows(daemon: Daemon, sql: str = "SELECT * FROM inbox ORDER BY id") -> list[sqlite3.Row]:
+def rows(daemon: Daemon, sql: str = f"SELECT {sealed.INBOX} FROM inbox ORDER BY id"
+         ) -> list[sqlite3.Row]:
     """Read the database through a second connection, as an operator would."""
     assert daemon.store is not None
-    with sqlite3.connect(daemon.store.path) as db:
+    with sealed.connect(daemon.store.path) as db:
         db.row_factory = sqlite3.Row
         return db.execute(sql).fetchall()
 
