@@ -77,6 +77,9 @@ async def redeem(db: aiosqlite.Connection, req: Request, token: str) -> str:
     if meaning == "ignore":
         return f"ignored: {reading.why}; nothing done, no answer"
     if meaning == "reask":
+        if await _same_mail_decided(db, req):
+            # One DATA to -request and to -confirm+TOKEN that says nothing: asked once.
+            return "duplicate delivery of a reply already answered; nothing to do"
         return await _not_understood(db, req, row, token)
     if row.action is Action.MODERATE_POST and meaning == "join":
         return await start_join_from_post(db, req, row, token)
@@ -97,7 +100,11 @@ async def redeem(db: aiosqlite.Connection, req: Request, token: str) -> str:
 
 
 async def _same_mail_decided(db: aiosqlite.Connection, req: Request) -> bool:
-    """Was this very mail (same Message-ID, same list) already handled at another address?"""
+    """Was this very mail (same Message-ID, same list) already handled at another address?
+
+    One DATA to ``-request`` and ``-confirm+TOKEN`` is two inbox rows; whichever is
+    processed second must neither decide again nor ask again.
+    """
     if not req.item.message_id:
         return False
     async with db.execute(
