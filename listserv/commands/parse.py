@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from email.message import Message
 from enum import StrEnum
 
-from listserv.mail.text import body_text, header_text, split_reply, strip_subject
+from listserv.mail.text import (
+    body_text,
+    header_text,
+    split_reply,
+    strip_greeting,
+    strip_subject,
+)
 
 __all__ = ["Command", "Context", "Verb", "find_token", "parse_commands"]
 
@@ -85,11 +91,6 @@ _ALLOWED: dict[Context, frozenset[Verb]] = {
 
 _TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z2-7]{32}(?![A-Za-z0-9])")
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+\.[^\s<>()\[\]\"',;:@.]+")
-_GREETING = re.compile(
-    r"^(hallo|hello|hi|hey|moin|servus|guten\s+(morgen|tag|abend)|sehr\s+geehrte[rs]?|"
-    r"liebe[rs]?|dear|good\s+(morning|afternoon|evening))\b",
-    re.IGNORECASE,
-)
 _POLITE = re.compile(r"^((bitte|please|gerne|hiermit|ich)\b[\s,:!]*)+", re.IGNORECASE)
 _FIRST_WORD = re.compile(r"^\W*(o\.k\.?|[^\W\d_]+)(.*)$", re.DOTALL | re.IGNORECASE)
 # Free text asking to join or leave. LEAVE is tried first: "mich aus dem Verteiler
@@ -114,21 +115,6 @@ def find_token(text: str) -> str | None:
     """The first confirmation token in text (32 chars of base32), lowercased, or None."""
     match = _TOKEN.search(text)
     return match.group(0).lower() if match else None
-
-
-def _strip_greeting(line: str) -> str:
-    """Drop "Hallo," / "Liebe Frau X," openings; keep what follows a comma on the same line."""
-    for _ in range(3):
-        if not _GREETING.match(line):
-            break
-        _, comma, rest = line.partition(",")
-        if comma:
-            line = rest.strip()
-        elif len(line) <= 40 or line.endswith("!"):
-            return ""
-        else:
-            break
-    return line
 
 
 def _first_word(line: str) -> tuple[str, str]:
@@ -206,7 +192,7 @@ def parse_commands(msg: Message, context: Context = Context.REQUEST, *, max_line
     order: subject and body "anmelden" give one SUBSCRIBE.
     """
     reply = split_reply(body_text(msg))
-    fresh = [_strip_greeting(line[:_MAX_LINE_CHARS]) for line in reply.fresh]
+    fresh = [strip_greeting(line[:_MAX_LINE_CHARS]) for line in reply.fresh]
     subject = strip_subject(header_text(msg, "Subject")[:_MAX_LINE_CHARS])
     body: list[str] = []
     for line in [line for line in fresh if line][:max_lines]:

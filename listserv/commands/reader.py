@@ -36,7 +36,7 @@ from email.message import Message
 from enum import StrEnum
 from itertools import pairwise
 
-from listserv.mail.text import body_text, split_reply
+from listserv.mail.text import body_text, split_reply, strip_greeting
 
 __all__ = ["Asker", "Choice", "Reading", "decide_lines", "fresh_reply_lines", "read_reply"]
 
@@ -70,11 +70,6 @@ class Reading:
 
 _MAX_LINES = 8
 _MAX_LINE_CHARS = 500
-_GREETING = re.compile(
-    r"^(hallo|hello|hi|hey|moin|servus|guten\s+(morgen|tag|abend)|sehr\s+geehrte[rs]?|"
-    r"liebe[rs]?|dear|good\s+(morning|afternoon|evening))\b",
-    re.IGNORECASE,
-)
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 _POSITIVE_IDIOMS = re.compile(
     r"\b(gar\s+)?kein(e)?\s+(problem|ursache|thema)\b|\bnichts\s+dagegen\b|\bno\s+problem\b|"
@@ -131,21 +126,6 @@ def _norm(line: str) -> str:
     return re.sub(r"\bo\.\s?k\.?", "ok", line, flags=re.IGNORECASE)
 
 
-def _strip_greeting(line: str) -> str:
-    """Drop "Hallo," / "Liebe Frau X," openings; keep what follows a comma on the line."""
-    for _ in range(3):
-        if not _GREETING.match(line):
-            break
-        _, comma, rest = line.partition(",")
-        if comma:
-            line = rest.strip()
-        elif len(line) <= 40 or line.endswith("!"):
-            return ""
-        else:
-            break
-    return line
-
-
 def _words(line: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(line)]
 
@@ -160,9 +140,9 @@ def _negated(line: str) -> bool:
 def fresh_reply_lines(msg: Message) -> list[str]:
     """The lines the writer wrote: above the quote, else the first block below it."""
     reply = split_reply(body_text(msg))
-    lines = [_strip_greeting(_norm(line)) for line in reply.fresh]
+    lines = [strip_greeting(_norm(line)) for line in reply.fresh]
     if not any(lines) and reply.below:
-        lines = [_strip_greeting(_norm(line)) for line in reply.below]
+        lines = [strip_greeting(_norm(line)) for line in reply.below]
     return [line for line in lines if line][:_MAX_LINES]
 
 
@@ -174,7 +154,7 @@ def read_reply(msg: Message, asker: Asker, *, wish: str = "join") -> Reading:
 
 def decide_lines(lines: Sequence[str], asker: Asker, *, wish: str = "join") -> Reading:
     """The decision in the given fresh lines (the reader without the mail around it)."""
-    lines = [_strip_greeting(_norm(line)) for line in lines]
+    lines = [strip_greeting(_norm(line)) for line in lines]
     lines = [line for line in lines if line][:_MAX_LINES]
     if not lines:
         return Reading(Choice.YES if asker is Asker.PERSON else Choice.NONE, "empty")

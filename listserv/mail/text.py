@@ -282,3 +282,29 @@ def strip_subject(subject: str) -> str:
     "AW: [SAS] WG: Re: anmelden" -> "anmelden".
     """
     return _SUBJECT_PREFIXES.sub("", " ".join(_norm(subject).split())).strip()
+
+
+_GREETING = re.compile(
+    r"^(hallo|hello|hi|hey|moin|servus|guten\s+(morgen|tag|abend)|sehr\s+geehrte[rs]?|"
+    r"liebe[rs]?|dear|good\s+(morning|afternoon|evening))\b",
+    re.IGNORECASE,
+)
+
+
+def strip_greeting(line: str) -> str:
+    """Drop "Hallo," / "Liebe Frau X," openings; keep what follows a comma on the same line.
+
+    One rule for the command reader and the reply reader, so "Hallo, ok" means
+    the same at ``-request`` as under a notice.
+    """
+    for _ in range(3):
+        if not _GREETING.match(line):
+            break
+        _, comma, rest = line.partition(",")
+        if comma:
+            line = rest.strip()
+        elif len(line) <= 40 or line.endswith("!"):
+            return ""
+        else:
+            break
+    return line
