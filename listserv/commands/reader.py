@@ -80,6 +80,7 @@ _NEGATORS = frozenset({
     "nicht", "kein", "keine", "keinen", "keinem", "keiner", "keines", "nie", "niemals",
     "nein", "not", "no", "nope", "never", "don't", "dont", "didn't", "didnt", "do not",
     "won't", "stop", "stopp", "nö", "nee", "falsch", "irrtum", "versehen", "wrong", "mistake",
+    "versehentlich", "irrtümlich", "irrtuemlich", "accidentally", "mistakenly", "spam",
 })
 _PERSON_YES = frozenset({
     "ja", "jawohl", "jep", "jo", "yes", "yep", "yeah", "ok", "okay", "bestätigt", "bestätige",
@@ -100,7 +101,7 @@ _POLITE = frozenset({"bitte", "gerne", "gern", "please", "dann", "also", "hiermi
 _MODERATOR_WORDS: dict[str, Choice] = {
     **dict.fromkeys(["ok", "okay", "ja", "yes", "freigeben", "freigegeben", "freigabe", "approve",
                      "approved", "veröffentlichen", "verschicken", "bestätigen", "bestätige",
-                     "bestaetigen", "confirm"], Choice.YES),
+                     "bestaetigen", "confirm", "einverstanden", "okey", "jawohl"], Choice.YES),
     **dict.fromkeys(["ablehnen", "abgelehnt", "reject", "rejected", "nein", "no"], Choice.NO),
     **dict.fromkeys(["verwerfen", "verworfen", "discard", "löschen", "delete"], Choice.DISCARD),
     **dict.fromkeys(["aufnehmen", "aufgenommen", "einladen", "add", "invite"], Choice.JOIN),

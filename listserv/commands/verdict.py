@@ -14,6 +14,7 @@ held post, looks   approve    reject    discard    join (the sender's join      
 like a request                                     starts; nothing published)
 membership         approve    reject    discard    approve                      reask
 ready invitation   approve    discard   discard    approve                      reask
+removal            approve    discard   discard    reask (the opposite wish)    reask
 =================  =========  ========  =========  ===========================  ======
 
 IGNORE (an absence note) is ``ignore`` everywhere: nothing happens, no answer.
@@ -32,7 +33,7 @@ __all__ = ["Notice", "notice_for", "verdict"]
 class Notice:
     """The notice a reply answers, as far as reading the reply is concerned."""
 
-    kind: str          # "own", "post", "post_request", "member", "invite"
+    kind: str          # "own", "post", "post_request", "member", "invite", "remove"
     asker: Asker
     wish: str = "join"  # what an "own" notice asks to confirm: "join" or "leave"
 
@@ -49,7 +50,9 @@ def notice_for(action: str, *, request_like: bool = False) -> Notice:
         return Notice("post_request" if request_like else "post", Asker.MODERATOR)
     if action == "approve_member":
         return Notice("member", Asker.MODERATOR)
-    return Notice("invite", Asker.MODERATOR)  # invite_request, remove_request
+    if action == "remove_request":
+        return Notice("remove", Asker.MODERATOR)
+    return Notice("invite", Asker.MODERATOR)  # invite_request
 
 
 _TABLE: dict[str, dict[Choice, str]] = {
@@ -62,6 +65,8 @@ _TABLE: dict[str, dict[Choice, str]] = {
                Choice.JOIN: "approve"},
     "invite": {Choice.YES: "approve", Choice.NO: "discard", Choice.DISCARD: "discard",
                Choice.JOIN: "approve"},
+    # "aufnehmen"/"einladen" under "Entfernen bestätigen" is the opposite wish: ask again.
+    "remove": {Choice.YES: "approve", Choice.NO: "discard", Choice.DISCARD: "discard"},
 }
 
 

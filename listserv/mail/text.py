@@ -298,13 +298,24 @@ def strip_greeting(line: str) -> str:
     the same at ``-request`` as under a notice.
     """
     for _ in range(3):
-        if not _GREETING.match(line):
+        greeting = _GREETING.match(line)
+        if not greeting:
             break
         _, comma, rest = line.partition(",")
         if comma:
             line = rest.strip()
-        elif len(line) <= 40 or line.endswith("!"):
+        elif (len(line) <= 40 or line.endswith("!")) and _only_addressee(line[greeting.end():]):
             return ""
         else:
-            break
+            break   # "Lieber nicht", "hallo ok": words of her own, not a greeting
     return line
+
+
+_ADDRESSEE = re.compile(r"zusammen|alle|allerseits|miteinander|team|frau|herr|kolleg\w*|"
+                        r"everyone|everybody|all|there|folks|team", re.IGNORECASE)
+
+
+def _only_addressee(rest: str) -> bool:
+    """After "Hallo"/"Liebe": only a name (capitalised) or "zusammen", "Frau", "Team" …"""
+    return all(word[0].isupper() or _ADDRESSEE.fullmatch(word)
+               for word in re.findall(r"[^\W\d_]+", rest))

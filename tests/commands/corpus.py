@@ -4,7 +4,7 @@ A case (``corpus_dev.py``, ``corpus_heldout.py``) is a dict:
 
 * ``situation``: what the mail answers or where it goes —
   ``own_subscribe``/``own_unsubscribe``/``invitation`` (a person about her own
-  request), ``mod_post``/``mod_post_req``/``mod_member``/``mod_invite`` (the
+  request), ``mod_post``/``mod_post_req``/``mod_member``/``mod_invite``/``mod_remove`` (the
   coordinator on a held post, a held post that looks like a request, a
   membership request, a ready invitation), ``list`` (mail to the list address);
 * ``body`` (text/plain) or ``html`` (HTML only); ``subject``, ``headers``;
@@ -60,12 +60,14 @@ _NOTICE_TEMPLATE = {
     "own_subscribe": "confirm_subscribe", "own_unsubscribe": "confirm_unsubscribe",
     "invitation": "invitation", "mod_post": "held_notice", "mod_post_req": "held_notice",
     "mod_member": "approve_member", "mod_invite": "confirm_invite",
+    "mod_remove": "confirm_remove",
 }
 _SITUATION = {
     "own_subscribe": (Action.SUBSCRIBE, False), "own_unsubscribe": (Action.UNSUBSCRIBE, False),
     "invitation": (Action.INVITATION, False), "mod_post": (Action.MODERATE_POST, False),
     "mod_post_req": (Action.MODERATE_POST, True), "mod_member": (Action.APPROVE_MEMBER, False),
     "mod_invite": (Action.INVITE_REQUEST, False),
+    "mod_remove": (Action.REMOVE_REQUEST, False),
 }
 
 

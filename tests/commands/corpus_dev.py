@@ -1,6 +1,17 @@
 """Development corpus: the cases the reader was tuned on (fields: ``tests/commands/corpus.py``)."""
 
 CASES: list[dict] = [
+    # --- found by an outside probe of the merged reader (2026-11-30): were wrong confirmations
+    {"id": "d-own-probe-1", "situation": "own_subscribe", "body": "Lieber nicht\n\n{gmail}", "expect": "decline"},
+    {"id": "d-own-probe-2", "situation": "own_subscribe", "body": "Versehentlich angemeldet\n\n{outlook}", "expect": "decline"},
+    {"id": "d-own-probe-3", "situation": "own_subscribe", "body": "spam\n\n{gmail}", "expect": "decline"},
+    {"id": "d-own-probe-4", "situation": "own_subscribe", "body": "Liebe Grüße\nAnna\n\n{gmail}", "expect": "confirm"},
+    {"id": "d-own-probe-5", "situation": "own_subscribe", "body": "Hallo zusammen!\n\n{gmail}", "expect": "confirm"},
+    {"id": "d-mod-probe-1", "situation": "mod_post", "body": "Einverstanden\n\n{outlook}", "expect": "approve"},
+    {"id": "d-mod-probe-3", "situation": "mod_remove", "body": "Aufnehmen\n\n{gmail}", "expect": "reask", "note": "the opposite wish under a removal"},
+    {"id": "d-mod-probe-4", "situation": "mod_remove", "body": "ok\n\n{ios}", "expect": "approve"},
+    {"id": "d-mod-probe-5", "situation": "mod_remove", "body": "nein, bleibt drin\n\n{outlook}", "expect": "discard"},
+    {"id": "d-mod-probe-2", "situation": "mod_post", "body": "Lieber nicht\n\n{ios}", "expect": "reask"},
     # --- own join confirmation --------------------------------------------------------------
     {"id": "d-own-01", "situation": "own_subscribe", "body": "\n\n{gmail}", "expect": "confirm"},
     {"id": "d-own-02", "situation": "own_subscribe", "body": "", "expect": "confirm"},
