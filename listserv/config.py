@@ -76,6 +76,12 @@ class WebConfig:
     base_url: str
     host: str = "127.0.0.1"
     port: int = 8080
+    # Extensions (docs/web.md): the path prefix the reverse proxy forwards unchanged
+    # ("/listen" for https://stadt.example/listen/...; "" when it forwards the root),
+    # and how long a mailed login link and the session it opens stay valid.
+    mount: str = ""
+    login_link_minutes: int = 30
+    session_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class ListConfig:
     bounce_threshold: int = 5
     retention_days: int = 30
     texts_dir: str = ""   # per-list overrides of any mail text: <texts_dir>/de/welcome.txt
+    consent_text: str = ""   # the join form's consent checkbox; "" = the standard wording
 
     @property
     def local_part(self) -> str:
@@ -206,7 +213,13 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         web = _build(WebConfig, _table(data, "web", path), where("web"))
         if not web.base_url.startswith(("https://", "http://")):
             raise ConfigError(f"{where('web')} base_url: must start with https://")
-        web = dataclasses.replace(web, base_url=web.base_url.rstrip("/"))
+        web = dataclasses.replace(web, base_url=web.base_url.rstrip("/"),
+                                  mount=web.mount.rstrip("/"))
+        if web.mount and not web.mount.startswith("/"):
+            raise ConfigError(f"{where('web')} mount: must start with / (or be empty)")
+        if web.login_link_minutes <= 0 or web.session_minutes <= 0:
+            raise ConfigError(f"{where('web')} login_link_minutes, session_minutes:"
+                              " must be positive")
         if web.port == server.port != 0:
             raise ConfigError(f"{where('web')} port: {web.port} is the SMTP port of [server];"
                               " give the web endpoint a port of its own")

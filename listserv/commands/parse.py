@@ -42,6 +42,7 @@ class Verb(StrEnum):
     REMOVE = "remove"
     NOMAIL = "nomail"
     MAIL = "mail"
+    SETTINGS = "settings"
     UNKNOWN = "unknown"
 
 
@@ -77,6 +78,7 @@ _WORDS: dict[str, Verb] = {
     **dict.fromkeys(["remove", "entfernen"], Verb.REMOVE),
     **dict.fromkeys(["nomail", "pausieren", "pause"], Verb.NOMAIL),
     **dict.fromkeys(["mail", "fortsetzen", "resume"], Verb.MAIL),
+    **dict.fromkeys(["settings", "einstellungen"], Verb.SETTINGS),
 }
 _END_WORDS = frozenset({"end", "ende"})
 _ALLOWED: dict[Context, frozenset[Verb]] = {

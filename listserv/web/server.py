@@ -58,6 +58,7 @@ from listserv.ops import health
 from listserv.outbox.respond import answer
 from listserv.store.database import Store
 from listserv.texts.compose import compose
+from listserv.web import app as pages
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
 _TOKEN = re.compile(r"[a-z2-7]{32}")
@@ -152,12 +153,14 @@ class WebServer:
         self._health_lock = asyncio.Lock()
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024)
+        # 1 MiB: the desk's CSV upload; every other form is a few hundred bytes.
+        app = web.Application(client_max_size=1024 * 1024)
         app.router.add_get("/u/{token}", self.member_page)
         app.router.add_post("/u/{token}", self.member_post)
         app.router.add_get("/l/{list_id}", self.list_page)
         app.router.add_post("/l/{list_id}", self.list_post)
         app.router.add_get("/healthz", self.healthz)
+        pages.install(app, self.ctx)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -174,7 +177,12 @@ class WebServer:
     async def start(self) -> tuple[str, int]:
         self._secret = load_secret(self.ctx.config.server.data_dir / "unsubscribe.key")
         filled = await self._backfill()
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+        app = self.app()
+        if self.web.mount:   # the proxy forwards /listen/... unchanged: serve it there
+            root = web.Application(client_max_size=1024 * 1024)
+            root.add_subapp(self.web.mount, app)
+            app = root
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.web.host, self.web.port)
