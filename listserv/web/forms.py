@@ -108,6 +108,10 @@ class RateLimit:
         self.limit, self.window, self.max_keys = limit, window, max_keys
         self._seen: dict[str, deque[float]] = {}
 
+    def __len__(self) -> int:
+        """How many keys are remembered (bounded by ``max_keys``)."""
+        return len(self._seen)
+
     def allow(self, key: str, now: float) -> bool:
         """Count one event for ``key``; False when it is over the limit (not counted then)."""
         if len(self._seen) >= self.max_keys:
