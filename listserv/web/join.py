@@ -48,7 +48,11 @@ def add_routes(app: web.Application) -> None:
 async def join_page(request: web.Request) -> web.Response:
     who = await site.visitor(request)
     mlist = site.find_list(site.ctx_of(request), request.query.get("list"))
-    return site.render(request, who, "join.html", mlist=mlist, faults=[], form={})
+    # The embed snippet (docs/web.md) sends name and address here by GET: the form
+    # shows them, and the person still gives consent and submits on this page.
+    prefill = {k: request.query[k][:254] for k in ("name", "email", "role", "employer_type")
+               if k in request.query}
+    return site.render(request, who, "join.html", mlist=mlist, faults=[], form=prefill)
 
 
 async def join_post(request: web.Request) -> web.Response:
