@@ -184,6 +184,8 @@ async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
             ("reply_log", "DELETE FROM reply_log WHERE address = ?"),
             ("inbox", "DELETE FROM inbox WHERE mail_from = ?"),
             ("deliveries", "DELETE FROM deliveries WHERE rcpt = ?"),
+            ("login_links", "DELETE FROM login_links WHERE address = ?"),
+            ("web_sessions", "DELETE FROM web_sessions WHERE address = ?"),
         ]:
             params = (address, address) if sql.count("?") == 2 else (address,)
             cursor = await db.execute(sql, params)

@@ -28,6 +28,7 @@ from listserv.config import ListConfig
 from listserv.mail.message import one_line
 from listserv.mail.text import body_text, header_text
 from listserv.membership import members
+from listserv.texts.render import render
 from listserv.web import deciding, forms, site
 
 PAGE_SIZE = 50
@@ -73,7 +74,16 @@ async def read_post(request: web.Request) -> web.Response:
     raw = await ctx.store.fetchone("SELECT raw FROM inbox WHERE id = ?", (post["inbox_id"],))
     shown = _readable(raw["raw"] if raw is not None and raw["raw"] else b"")
     return site.render(request, who, "post.html", mlist=mlist, post=post, shown=shown,
+                       reason=_reason(post["rule"], post["reason"], who.language, mlist),
                        done=request.query.get("done", ""))
+
+
+def _reason(rule: str, stored: str, language: str, mlist: ListConfig) -> str:
+    """Why the post is held, in the reader's language when the texts explain the rule."""
+    try:
+        return render(language, f"reason_{rule}", texts_dir=mlist.texts_dir).body.strip()
+    except (OSError, KeyError, ValueError):
+        return stored
 
 
 def _readable(raw: bytes) -> dict[str, str]:

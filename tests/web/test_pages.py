@@ -297,3 +297,14 @@ async def test_the_embed_snippet_prefills_the_form_and_acts_on_nothing(
             page = await resp.text()
     assert f'value="{ANNA}"' in page and "&lt;b&gt;" in page and "<b>" not in page
     assert not Flow(web_daemon).query("SELECT 1 FROM tokens")
+
+
+async def test_forgetting_an_address_ends_its_sessions_and_links(web_daemon: Daemon) -> None:
+    await add_member(web_daemon, ANNA)
+    assert web_daemon.store is not None
+    async with jar() as http:
+        await log_in(web_daemon, http, ANNA)
+        counts = await members.erase(web_daemon.store, ANNA, web_daemon.clock())
+        assert counts["web_sessions"] == 1 and counts["login_links"] == 1
+        async with http.get(base(web_daemon) + "/me/", allow_redirects=False) as resp:
+            assert resp.status == 303
