@@ -291,10 +291,9 @@ async def test_pages_behind_a_mount_path(config_factory: Callable[..., Config],
 async def test_the_embed_snippet_prefills_the_form_and_acts_on_nothing(
         web_daemon: Daemon) -> None:
     """The snippet on another site GETs the form with name and address filled in."""
-    async with jar() as http:
-        async with http.get(base(web_daemon) + "/", params={
-                "name": 'Anna "<b>"', "email": ANNA}) as resp:
-            page = await resp.text()
+    async with jar() as http, http.get(base(web_daemon) + "/", params={
+            "name": 'Anna "<b>"', "email": ANNA}) as resp:
+        page = await resp.text()
     assert f'value="{ANNA}"' in page and "&lt;b&gt;" in page and "<b>" not in page
     assert not Flow(web_daemon).query("SELECT 1 FROM tokens")
 
