@@ -307,3 +307,45 @@ async def test_forgetting_an_address_ends_its_sessions_and_links(web_daemon: Dae
         assert counts["web_sessions"] == 1 and counts["login_links"] == 1
         async with http.get(base(web_daemon) + "/me/", allow_redirects=False) as resp:
             assert resp.status == 303
+
+
+async def test_every_page_renders_in_english_and_a_request_is_declined_with_its_reason(
+        web_daemon: Daemon) -> None:
+    """An English browser gets English pages; the decline goes through the mail's path."""
+    await add_member(web_daemon, BERND, "Bernd")
+    flow = Flow(web_daemon)
+    join = LIST.replace("@", "-join@")
+    await flow.send(mail(sender=ANNA, to=join, subject="join"), mail_from=ANNA, to=join)
+    confirmation = flow.last_to(ANNA)
+    await flow.send(reply_to(confirmation, sender=ANNA, body="yes"), mail_from=ANNA,
+                    to=str(confirmation["Reply-To"]))
+    await flow.send(mail(sender=BERND, subject="Summer party"), mail_from=BERND, to=LIST)
+    post_id = flow.query("SELECT id FROM posts")[0]["id"]
+    english = {"Accept-Language": "en-GB,en;q=0.9"}
+    async with jar() as http:
+        for path, words in [("/", "Join the list"), ("/login", "Link to my settings"),
+                            ("/archive/", "Archive"), ("/login/" + "a" * 32, "Log in now")]:
+            async with http.get(base(web_daemon) + path, headers=english) as resp:
+                assert resp.status == 200 and words in await resp.text(), path
+        await log_in(web_daemon, http, MODERATOR)
+        for path, words in [("/desk/", "Membership requests (1)"),
+                            (f"/desk/post/{post_id}", "Reject with a reason"),
+                            ("/desk/members", "Members (1)"),
+                            (f"/desk/member?address={BERND}", "Consent log"),
+                            ("/me/", "This address is on no list.")]:
+            async with http.get(base(web_daemon) + path, headers=english) as resp:
+                page = await resp.text()
+                assert resp.status == 200 and words in page, path
+                assert 'lang="en"' in page
+        request_id = flow.query("SELECT rowid FROM tokens WHERE action = 'approve_member'"
+                                " AND used_at IS NULL")[0][0]
+        csrf = await form_token(http, base(web_daemon) + "/desk/")
+        async with http.post(f"{base(web_daemon)}/desk/request/{request_id}", headers=english,
+                             data={"csrf": csrf, "decision": "reject",
+                                   "reason": "Only for school social workers"}) as resp:
+            assert "Declined." in await resp.text()
+    await flow.settled()
+    assert ANNA not in flow.members()
+    assert "Only for school social workers" in text_of(flow.last_to(ANNA))
+    assert "refused" in [r["event"] for r in flow.query(
+        "SELECT event FROM consent_log WHERE address = ?", (ANNA,))]
