@@ -18,7 +18,7 @@ import pytest
 from listserv.config import Config
 from listserv.daemon import Daemon
 from listserv.membership import members
-from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon, wait_for
+from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon, wait_for
 from tests.mailflow import Flow, reply_to, text_of
 
 ANNA, BERND = "anna@schule1.example", "bernd@schule2.example"
@@ -349,3 +349,46 @@ async def test_every_page_renders_in_english_and_a_request_is_declined_with_its_
     assert "Only for school social workers" in text_of(flow.last_to(ANNA))
     assert "refused" in [r["event"] for r in flow.query(
         "SELECT event FROM consent_log WHERE address = ?", (ANNA,))]
+
+
+async def test_sessions_expire_and_cookies_are_secure_behind_a_tls_proxy(
+        config_factory: Callable[..., Config], dns: FakeDns, clock: FakeClock) -> None:
+    d = make_daemon(config_factory(extra=web_table()), dns, clock=clock)
+    await d.start()
+    try:
+        await add_member(d, ANNA)
+        async with jar() as http:
+            async with http.get(base(d) + "/login",
+                                headers={"X-Forwarded-Proto": "https"}) as resp:
+                cookie = resp.headers["Set-Cookie"]
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            await log_in(d, http, ANNA)
+            async with http.get(base(d) + "/me/", allow_redirects=False) as resp:
+                assert resp.status == 200
+            clock.advance(minutes=61)
+            async with http.get(base(d) + "/me/", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/login"
+    finally:
+        await d.stop()
+
+
+async def test_too_many_requests_from_one_address_are_refused(web_daemon: Daemon) -> None:
+    async with jar() as http:
+        csrf = await form_token(http, base(web_daemon) + "/login")
+        statuses = []
+        for n in range(21):
+            async with http.post(base(web_daemon) + "/login",
+                                 data={"csrf": csrf, "email": f"x{n}@y.example"}) as resp:
+                statuses.append(resp.status)
+    assert statuses[:20] == [200] * 20 and statuses[20] == 429
+
+
+async def test_settings_by_mail_without_a_web_face_says_how_to_do_it_by_mail(
+        daemon: Daemon) -> None:
+    await add_member(daemon, ANNA)
+    flow = Flow(daemon)
+    request = LIST.replace("@", "-request@")
+    await flow.send(mail(sender=ANNA, to=request, subject="x", body="einstellungen\n"),
+                    mail_from=ANNA, to=request)
+    answer = text_of(flow.last_to(ANNA))
+    assert "pausieren" in answer and not LINK.search(answer)
