@@ -106,21 +106,45 @@ def _like(word: str) -> str:
 
 async def member_page(ctx: Any, mlist: ListConfig, word: str, number: int
                       ) -> tuple[list[Any], forms.Paging]:
-    """One page of members (by address), matching ``word`` in address or name if given."""
-    where, params = "list_address = ?", [mlist.address]
-    if word:
-        where += " AND (address LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')"
-        params += [_like(word.lower()), _like(word)]
+    """One page of members (by address), matching ``word`` in address or name if given.
+
+    Without a word: a count and one page, both by the (list, address) index.
+    With one: a substring match cannot use an index, so the page and its total
+    come from one scan (``count(*) OVER ()``); a second query only when the
+    page asked for lies beyond the matches.
+    """
+    columns = ("address, address_as_given, display_name, role, employer_type, status,"
+               " joined_at")
+    if not word:
+        counted = await ctx.store.fetchone(
+            "SELECT count(*) AS n FROM members WHERE list_address = ?", (mlist.address,))
+        paging = _paging(number, counted["n"] if counted else 0)
+        # The OFFSET is walked in the covering (list, address) index alone; only the
+        # page's 50 rows are read from the table.
+        rows = await ctx.store.fetchall(
+            f"SELECT {columns} FROM members WHERE id IN (SELECT id FROM members"
+            " WHERE list_address = ? ORDER BY address LIMIT ? OFFSET ?) ORDER BY address",
+            (mlist.address, PAGE_SIZE, paging.offset))
+        return rows, paging
+    where = ("list_address = ? AND (address LIKE ? ESCAPE '\\'"
+             " OR display_name LIKE ? ESCAPE '\\')")
+    params = [mlist.address, _like(word.lower()), _like(word)]
+    sql = (f"SELECT {columns}, count(*) OVER () AS total FROM members WHERE {where}"
+           " ORDER BY address LIMIT ? OFFSET ?")
+    rows = await ctx.store.fetchall(sql, [*params, PAGE_SIZE, (number - 1) * PAGE_SIZE])
+    if rows or number == 1:
+        return rows, _paging(number, rows[0]["total"] if rows else 0)
     counted = await ctx.store.fetchone(f"SELECT count(*) AS n FROM members WHERE {where}",
                                        params)
-    paging = forms.Paging(number=number, size=PAGE_SIZE, total=counted["n"] if counted else 0)
-    if paging.number > paging.pages:
-        paging = forms.Paging(number=paging.pages, size=PAGE_SIZE, total=paging.total)
-    rows = await ctx.store.fetchall(
-        "SELECT address, address_as_given, display_name, role, employer_type, status,"
-        f" joined_at FROM members WHERE {where} ORDER BY address LIMIT ? OFFSET ?",
-        [*params, PAGE_SIZE, paging.offset])
+    paging = _paging(number, counted["n"] if counted else 0)
+    rows = await ctx.store.fetchall(sql, [*params, PAGE_SIZE, paging.offset])
     return rows, paging
+
+
+def _paging(number: int, total: int) -> forms.Paging:
+    """The page asked for, or the last one when it lies beyond the end."""
+    paging = forms.Paging(number=number, size=PAGE_SIZE, total=total)
+    return forms.Paging(number=min(number, paging.pages), size=PAGE_SIZE, total=total)
 
 
 async def member_list(request: web.Request) -> web.Response:
