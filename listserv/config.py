@@ -79,6 +79,12 @@ class WebConfig:
     base_url: str
     host: str = "127.0.0.1"
     port: int = 8080
+    # Extensions (docs/web.md): the path prefix the reverse proxy forwards unchanged
+    # ("/listen" for https://stadt.example/listen/...; "" when it forwards the root),
+    # and how long a mailed login link and the session it opens stay valid.
+    mount: str = ""
+    login_link_minutes: int = 30
+    session_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class ListConfig:
     # (held_notice, approve_member, owner_forward, ...); beyond that one summary an hour.
     notices_per_day: int = 60
     notices_per_kind_per_day: int = 20
+    consent_text: str = ""   # the join form's consent checkbox; "" = the standard wording
 
     @property
     def local_part(self) -> str:
@@ -213,7 +220,13 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         web = _build(WebConfig, _table(data, "web", path), where("web"))
         if not web.base_url.startswith(("https://", "http://")):
             raise ConfigError(f"{where('web')} base_url: must start with https://")
-        web = dataclasses.replace(web, base_url=web.base_url.rstrip("/"))
+        web = dataclasses.replace(web, base_url=web.base_url.rstrip("/"),
+                                  mount=web.mount.rstrip("/"))
+        if web.mount and not web.mount.startswith("/"):
+            raise ConfigError(f"{where('web')} mount: must start with / (or be empty)")
+        if web.login_link_minutes <= 0 or web.session_minutes <= 0:
+            raise ConfigError(f"{where('web')} login_link_minutes, session_minutes:"
+                              " must be positive")
         if web.port == server.port != 0:
             raise ConfigError(f"{where('web')} port: {web.port} is the SMTP port of [server];"
                               " give the web endpoint a port of its own")

@@ -120,10 +120,11 @@ def tree(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_newcomer_gets_a_signed_reply_by_following_the_readme(tree: Path) -> None:
-    problem = port_problem("127.0.0.1", 8025)
-    if problem is not None:
-        pytest.skip(f"the embedded default listens on 127.0.0.1:8025, which is taken on this"
-                    f" machine ({problem})")
+    for port, what in ((8025, "SMTP"), (8080, "web")):
+        problem = port_problem("127.0.0.1", port)
+        if problem is not None:
+            pytest.skip(f"the embedded default listens on 127.0.0.1:{port} ({what}), which is"
+                        f" taken on this machine ({problem})")
     run_daemon, run_tests = sh_blocks(README[:README.index(FIRST_SCREEN_HEADING)])
     *setup, serve = run_daemon.split(" && ")
     env = newcomer_env()

@@ -48,6 +48,7 @@ class Verb(StrEnum):
     REMOVE = "remove"
     NOMAIL = "nomail"
     MAIL = "mail"
+    SETTINGS = "settings"
     UNKNOWN = "unknown"
 
 
@@ -83,6 +84,7 @@ _WORDS: dict[str, Verb] = {
     **dict.fromkeys(["remove", "entfernen"], Verb.REMOVE),
     **dict.fromkeys(["nomail", "pausieren", "pause"], Verb.NOMAIL),
     **dict.fromkeys(["mail", "fortsetzen", "resume"], Verb.MAIL),
+    **dict.fromkeys(["settings", "einstellungen"], Verb.SETTINGS),
 }
 _END_WORDS = frozenset({"end", "ende"})
 _ALLOWED: dict[Context, frozenset[Verb]] = {

@@ -8,6 +8,6 @@ rows and the consent log (export and erasure for the DSGVO).
 ``memberfile`` reads a member list exported from Outlook or Excel.
 
 Core: memberfile
-Shell: members, actions, erasure
+Shell: members, actions, erasure, logins
 May import: clock, commands, config, inbox, log, mail, outbox, store, texts
 """

@@ -103,7 +103,10 @@ async def acknowledge(db: aiosqlite.Connection, req: Request, template: str,
 # -- join ------------------------------------------------------------------------
 
 
-async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
+async def subscribe(db: aiosqlite.Connection, req: Request,
+                    profile: dict[str, str] | None = None) -> str:
+    """A join request; ``profile``: role and employer type from the web's join form,
+    carried in the token to the member row."""
     mlist, address = req.mlist, req.sender
     assert address is not None
     if await members.get(db, mlist.address, address):
@@ -111,7 +114,7 @@ async def subscribe(db: aiosqlite.Connection, req: Request) -> str:
         return "already a member"
     policy = mlist.subscription_policy
     data = {"name": req.display_name, "language": req.language,
-            "as_given": req.from_.as_given or address}
+            "as_given": req.from_.as_given or address, **(profile or {})}
     if policy == "open":
         await add_and_welcome(db, req, data["as_given"], req.display_name, req.language,
                               event="subscribed", detail="open list: request mail")
@@ -194,7 +197,7 @@ async def ask_for_colleague(db: aiosqlite.Connection, req: Request, colleague: s
 
 async def add_and_welcome(
     db: aiosqlite.Connection, req: Request, address: str, name: str, language: str, *,
-    event: str, detail: str, token_hash: str = "",
+    event: str, detail: str, token_hash: str = "", profile: dict[str, str] | None = None,
 ) -> bool:
     """Add the member and welcome her, or tell her she already is one; True if added.
 
@@ -206,6 +209,8 @@ async def add_and_welcome(
         db, list_address=req.mlist.address, address=address, now=req.now, display_name=name,
         language=language, event=event, token_hash=token_hash,
         message_id=message_id(req.msg), detail=detail, peer=req.item.peer,
+        role=(profile or {}).get("role", ""),
+        employer_type=(profile or {}).get("employer_type", ""),
     )
     # She asked for this (her own reply to a token, or the moderator's decision
     # on her request): never held back by the reply cap.

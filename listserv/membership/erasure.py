@@ -107,6 +107,9 @@ async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
             ("consent_log", "DELETE FROM consent_log WHERE lower(address) = :a"
                             " OR instr(lower(detail), :a) > 0"),
             ("reply_log", "DELETE FROM reply_log WHERE lower(address) = :a"),
+            ("notice_log", "DELETE FROM notice_log WHERE lower(rcpt) = :a"),
+            ("login_links", "DELETE FROM login_links WHERE lower(address) = :a"),
+            ("web_sessions", "DELETE FROM web_sessions WHERE lower(address) = :a"),
         ]:
             cursor = await db.execute(sql, {"a": address})
             counts[table] = cursor.rowcount

@@ -133,7 +133,8 @@ def gather(cfg: Config, now: datetime | None = None) -> Report:
                     deliveries, failed, last_sent, lists, last_backup,
                     backups.taken_at(last_backup) if last_backup else None,
                     next_runs(cfg.server.timezone, now), delivery_of(cfg), oldest_due,
-                    inbox_parked_recent=inbox_parked, bounce_errors_recent=bounce_errors)
+                    inbox_parked_recent=inbox_parked, bounce_errors_recent=bounce_errors,
+                    web_url=cfg.web.base_url if cfg.web is not None else None)
     report.reasons = reasons_for(report, undelivered=undelivered, stuck=stuck, created=created)
     return report
 

@@ -70,6 +70,7 @@ class Report:
     reasons: list[str] = field(default_factory=list)
     inbox_parked_recent: int = 0    # mails parked by the worker in the last 24 h (any role)
     bounce_errors_recent: int = 0   # bounces our own reader failed on in the last 24 h
+    web_url: str | None = None      # the web face's public URL ([web] base_url), None when off
 
     @property
     def healthy(self) -> bool:
@@ -135,6 +136,8 @@ def render(r: Report) -> str:
                      + (f"signed (s={r.delivery.selector}, d={r.delivery.domain})"
                            if r.delivery.selector
                         else "UNSIGNED"))
+    lines.append("web         " + (f"{r.web_url}/ (join form, /login, /desk/)" if r.web_url
+                                   else "off (no [web] table)"))
     lines += [
              f"inbox       {_counts(r.inbox, ('new', 'processing', 'failed'))}"
              f" ({r.inbox_failed_recent} in the last 24 h);"
@@ -187,6 +190,7 @@ def facts(r: Report) -> dict[str, Any]:
             "transport": r.delivery.transport, "to": r.delivery.to,
             "signed": r.delivery.selector is not None, "selector": r.delivery.selector,
             "domain": r.delivery.domain},
+        "web": r.web_url,
         "inbox": {**{k: r.inbox.get(k, 0) for k in ("new", "processing", "failed")},
                   "failed_last_24h": r.inbox_failed_recent},
         "deliveries": {**deliveries, "failed_last_24h": r.deliveries_failed_recent},

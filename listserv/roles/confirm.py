@@ -81,11 +81,19 @@ async def redeem(db: aiosqlite.Connection, req: Request, token: str) -> str:
             # One DATA to -request and to -confirm+TOKEN that says nothing: asked once.
             return "duplicate delivery of a reply already answered; nothing to do"
         return await _not_understood(db, req, row, token)
+    return await decide(db, req, row, token, meaning, reading.reason)
+
+
+async def decide(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str,
+                 meaning: str, reason: str = "") -> str:
+    """Carry out ``meaning`` (a ``verdict``: approve, reject, discard, confirm, decline,
+    join) for the notice of ``row``: what a reply does once read, and what the desk's
+    buttons do (``web.deciding``), so both write the same records. The caller has
+    checked the token is valid and, for a moderator's action, who decides."""
     if row.action is Action.MODERATE_POST and meaning == "join":
         return await start_join_from_post(db, req, row, token)
     if row.action in _DECISIONS:
-        return await _DECISIONS[row.action](db, req, row, token, _VERBS[meaning],
-                                            reading.reason)
+        return await _DECISIONS[row.action](db, req, row, token, _VERBS[meaning], reason)
     on_yes, declined = _CONFIRMATIONS[row.action]
     if meaning in ("approve", "confirm"):
         return await on_yes(db, req, row, token)
@@ -148,7 +156,7 @@ async def _not_understood(db: aiosqlite.Connection, req: Request, row: TokenRow,
 async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     mlist = req.mlist
     name, language = row.data.get("name", ""), row.data.get("language", mlist.language)
-    th = tokens.token_hash(token)
+    th = row.token_hash
     if await members.get(db, mlist.address, row.address):
         await _use(db, req, row, "already a member")
         await reply(db, req, "already_member", to=row.address, language=language, capped=False)
@@ -171,8 +179,13 @@ async def _subscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, toke
     await _use(db, req, row, "subscribed")
     await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
                           event="confirmed", token_hash=th,
-                          detail=_subscribe_detail(row, req))
+                          detail=_subscribe_detail(row, req), profile=_profile(row))
     return "subscribed"
+
+
+def _profile(row: TokenRow) -> dict[str, str]:
+    """Role and employer type the join form asked for, kept in the token's data."""
+    return {key: str(row.data.get(key, "")) for key in ("role", "employer_type")}
 
 
 def _subscribe_detail(row: TokenRow, req: Request) -> str:
@@ -193,7 +206,7 @@ async def _approve_member(
         await _use(db, req, row, "approved")
         await add_and_welcome(db, req, row.data.get("as_given", row.address), name, language,
                               event="approved", detail=f"approved by moderator {req.sender}",
-                              token_hash=tokens.token_hash(token))
+                              token_hash=row.token_hash, profile=_profile(row))
         await acknowledge(db, req, "ack_member_approved", address=row.address, name=name)
         return f"member approved by {req.sender}"
     if decision is Verb.REJECT:
@@ -217,7 +230,7 @@ async def _unsubscribe(db: aiosqlite.Connection, req: Request, row: TokenRow, to
     if member is None:
         return "was not a member"
     await members.remove(db, list_address=req.mlist.address, address=row.address, now=req.now,
-                         event="unsubscribed", token_hash=tokens.token_hash(token),
+                         event="unsubscribed", token_hash=row.token_hash,
                          message_id=message_id(req.msg), peer=req.item.peer,
                          detail=f"confirmed by {req.sender}")
     await reply(db, req, "goodbye", to=member.as_given, language=member.language, capped=False)
@@ -239,13 +252,13 @@ async def _invitation(db: aiosqlite.Connection, req: Request, row: TokenRow, tok
         db, req, row.address, row.data.get("name", ""),
         row.data.get("language", req.mlist.language), event="invitation_accepted",
         detail=f"invited by {row.data.get('invited_by', '-')}, reply from {req.sender}",
-        token_hash=tokens.token_hash(token))
+        token_hash=row.token_hash)
     return "subscribed by invitation" if added else "already a member"
 
 
 async def _remove_request(db: aiosqlite.Connection, req: Request, row: TokenRow, token: str) -> str:
     await _use(db, req, row, "removed")
-    if not await remove_by_moderator(db, req, row.address, tokens.token_hash(token)):
+    if not await remove_by_moderator(db, req, row.address, row.token_hash):
         return "not a member"
     return f"removed {row.address}"
 

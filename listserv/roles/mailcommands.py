@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import aiosqlite
 
 from listserv.commands.parse import Context as ParseContext
 from listserv.commands.parse import Verb, find_token, parse_commands
 from listserv.commands.requests import Ask, read_request
+from listserv.config import WebConfig
 from listserv.context import Context
 from listserv.inbox.automatic import automatic_reason
 from listserv.inbox.processor import Handler
@@ -37,6 +39,7 @@ from listserv.membership.actions import (
     unsubscribe,
     who,
 )
+from listserv.membership.logins import by_mail as settings_link
 from listserv.moderation.publish import publish_approved
 from listserv.roles.confirm import redeem
 from listserv.store.rows import InboxItem
@@ -92,8 +95,10 @@ async def _unusable_sender(db: aiosqlite.Connection, req: Request) -> str:
     return "invalid From address: explained to the envelope sender"
 
 
-async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
-    """Mail to ``L-request@D``: the first actionable command wins."""
+async def request_commands(db: aiosqlite.Connection, req: Request,
+                           web: WebConfig | None = None) -> str:
+    """Mail to ``L-request@D``: the first actionable command wins (``web``: for the
+    settings link, which names the web face's address)."""
     commands = parse_commands(req.msg, ParseContext.REQUEST)
     colleague = read_request(req.msg, req.sender or "")
     if colleague.ask is Ask.COLLEAGUE and all(
@@ -114,6 +119,8 @@ async def request_commands(db: aiosqlite.Connection, req: Request) -> str:
             return await moderator_change(db, req, command)
         if verb in (Verb.NOMAIL, Verb.MAIL):
             return await set_delivery(db, req, paused=verb is Verb.NOMAIL)
+        if verb is Verb.SETTINGS:
+            return await settings_link(db, req, web)
         if verb in (Verb.CONFIRM, Verb.APPROVE):
             # Wherever the token stands (a "confirm TOKEN" line, the Subject), the
             # body's answer decides, read exactly as a reply to -confirm+TOKEN.
@@ -132,7 +139,8 @@ async def confirm_reply(db: aiosqlite.Connection, req: Request) -> str:
 
 def build_handlers(ctx: Context) -> dict[str, Handler]:
     return {
-        "request": command_handler(ctx, request_commands, after=publish_approved),
+        "request": command_handler(ctx, partial(request_commands, web=ctx.config.web),
+                                   after=publish_approved),
         "join": command_handler(ctx, subscribe),
         "leave": command_handler(ctx, unsubscribe),
         "confirm": command_handler(ctx, confirm_reply, after=publish_approved),

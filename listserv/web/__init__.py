@@ -1,10 +1,14 @@
 """The web face, served by the daemon itself (aiohttp), only with ``[web]``.
 
-Today: RFC 8058 one-click unsubscribe (``server``). The join form, member
-settings, the coordinator's desk and the archive go here.
+``server``: the application, RFC 8058 one-click unsubscribe and ``/healthz``;
+``app`` adds the pages (docs/web.md): ``join`` (the join form, the login by
+mailed link), ``me`` (a member's settings), ``desk`` and ``deciding`` (the
+coordinator's desk), sharing ``site`` (templates, headers, CSRF, cookies),
+``sessions`` and ``acting`` (a web action as a ``Request``). ``forms`` is
+the pure part: what a form accepts, rate limits, paging.
 
-Core: (none)
-Shell: server
-May import: commands, config, context, delivery, log, mail, membership, ops, outbox, store,
-            texts
+Core: forms
+Shell: server, app, site, sessions, acting, join, me, desk, deciding
+May import: clock, commands, config, context, delivery, inbox, log, mail, membership,
+            moderation, ops, outbox, roles, store, texts
 """

@@ -59,6 +59,7 @@ from listserv.outbox.respond import answer
 from listserv.store.database import Store
 from listserv.store.keys import UNSUBSCRIBE_KEY, key
 from listserv.texts.compose import compose
+from listserv.web import app as pages
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
 _TOKEN = re.compile(r"[a-z2-7]{32}")
@@ -169,18 +170,27 @@ class WebServer:
             if rest > 0:
                 await asyncio.sleep(rest)
 
+    def _padded(self, handler: Handler) -> Handler:
+        async def padded(request: web.Request) -> web.StreamResponse:
+            return await self._even_time(request, handler)
+        return padded
+
     async def drain(self) -> None:
         """Wait for the mail work answered pages have started (tests, shutdown)."""
         while self._work:
             await asyncio.gather(*self._work, return_exceptions=True)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024, middlewares=[self._even_time])
-        app.router.add_get("/u/{token}", self.member_page)
-        app.router.add_post("/u/{token}", self.member_post)
-        app.router.add_get("/l/{list_id}", self.list_page)
-        app.router.add_post("/l/{list_id}", self.list_post)
+        # 1 MiB: the desk's CSV upload; every other form is a few hundred bytes.
+        app = web.Application(client_max_size=1024 * 1024)
+        # Only the one-click pages are padded to an even time: they answer strangers
+        # about membership. The site's pages answer members and the coordinator.
+        app.router.add_get("/u/{token}", self._padded(self.member_page))
+        app.router.add_post("/u/{token}", self._padded(self.member_post))
+        app.router.add_get("/l/{list_id}", self._padded(self.list_page))
+        app.router.add_post("/l/{list_id}", self._padded(self.list_post))
         app.router.add_get("/healthz", self.healthz)
+        pages.install(app, self.ctx)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -197,7 +207,12 @@ class WebServer:
     async def start(self) -> tuple[str, int]:
         self._secret = key(self.ctx.config.server.data_dir, UNSUBSCRIBE_KEY)
         filled = await self._backfill()
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+        app = self.app()
+        if self.web.mount:   # the proxy forwards /listen/... unchanged: serve it there
+            root = web.Application(client_max_size=1024 * 1024)
+            root.add_subapp(self.web.mount, app)
+            app = root
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.web.host, self.web.port)

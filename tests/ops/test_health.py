@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -72,6 +73,20 @@ async def test_a_healthy_list_shows_its_numbers_and_needs_nothing(
     assert "oldest due  -" in text
     assert "backup      listserv-20261125T010000Z.sqlite3 (8 h ago)" in text
     assert "held      0" in text and text.endswith("OK: nothing needs attention")
+    assert "web         off (no [web] table)" in text   # the test config has no [web]
+
+
+async def test_status_names_the_web_face_url_of_the_embedded_default(cfg: Config,
+                                                                    store: Store) -> None:
+    from listserv import config as configuration
+    from listserv.ops.report import facts
+
+    default = configuration.load(ROOT / "config" / "listserv.toml")
+    assert default.web is not None and (default.web.host, default.web.port) == ("127.0.0.1",
+                                                                                 8080)
+    report = gather(dataclasses.replace(cfg, web=default.web), T0)
+    assert "web         http://127.0.0.1:8080/ (join form, /login, /desk/)" in render(report)
+    assert facts(report)["web"] == "http://127.0.0.1:8080"
 
 
 async def test_what_needs_attention_is_listed(cfg: Config, store: Store, clock: FakeClock) -> None:
