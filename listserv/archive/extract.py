@@ -184,15 +184,23 @@ def redact(text: str, address: str, people: list[str], label: str = ERASED_NAME)
     return text
 
 
-def anonymised(raw: bytes, address: str, people: list[str], list_address: str) -> bytes:
+def anonymised(raw: bytes, address: str, people: list[str], list_address: str, *,
+               own: bool) -> bytes:
     """The archived copy without her: fields and text redacted, attachments that name her dropped.
 
     Built anew rather than edited, so no header we did not think of (Cc,
-    Reply-To, Received, a DKIM signature naming her) is carried over.
+    Reply-To, Received, a DKIM signature naming her) is carried over. ``own``:
+    she wrote it, so the From becomes "ehemaliges Mitglied"; another's post
+    keeps its From unless that names her too.
     """
     msg = parse(raw)
     out = EmailMessage()
-    out["From"] = Address(display_name=ERASED_NAME, addr_spec=list_address)
+    sender = one_line(header_text(msg, "From"), 500)
+    if own or not sender or names(sender.encode(), address) or \
+            any(p.lower() in sender.lower() for p in people if len(p) >= 3):
+        out["From"] = Address(display_name=ERASED_NAME, addr_spec=list_address)
+    else:
+        out["From"] = sender
     out["Subject"] = redact(subject(msg), address, people)
     for name in ("Date", "Message-ID", "In-Reply-To", "References", "List-Id"):
         value = one_line(header_text(msg, name), 2000)

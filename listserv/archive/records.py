@@ -12,6 +12,7 @@ That is why erasure rewrites the index rows and then merges the index
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import aiosqlite
@@ -121,6 +122,9 @@ async def forget(db: aiosqlite.Connection, address: str, ids: Sequence[int], *,
     index row rewritten from it. Then the index is merged, so no old
     segment keeps her terms; ``Store.scrub`` afterwards zeroes the free pages.
     """
+    async with db.execute("SELECT DISTINCT sender_name FROM archive WHERE sender_address = ?",
+                          (address,)) as cur:
+        people = [*people, *[r[0] for r in await cur.fetchall()]]
     people = sorted({p for p in people if p.strip()}, key=len, reverse=True)
     deleted = anonymised_count = 0
     for archive_id in ids:
@@ -134,17 +138,15 @@ async def forget(db: aiosqlite.Connection, address: str, ids: Sequence[int], *,
         if own and row["list_address"] in delete_lists:
             deleted += await _delete(db, [archive_id])
             continue
-        names_here = people + ([row["sender_name"]] if own and row["sender_name"] else [])
-        raw = anonymised(row["raw"] or b"", address, names_here, row["list_address"])
-        found = extract(raw)
+        raw = anonymised(row["raw"] or b"", address, people, row["list_address"], own=own)
+        name = ERASED_NAME if own else redact(row["sender_name"], address, people)
+        found = replace(extract(raw), sender_name=name)
         await db.execute("DELETE FROM archive_parts WHERE archive_id = ?", (archive_id,))
         await db.execute("DELETE FROM archive_fts WHERE rowid = ?", (archive_id,))
         await db.execute(
             "UPDATE archive SET raw = seal(?), size = ?, subject = ?, sender_address = ?,"
             " sender_name = ?, erased = ? WHERE id = ?",
-            (raw, len(raw), found.subject,
-             "" if own else row["sender_address"],
-             ERASED_NAME if own else redact(row["sender_name"], address, names_here),
+            (raw, len(raw), found.subject, "" if own else row["sender_address"], name,
              1 if own else 0, archive_id))
         await _index(db, archive_id, found)
         anonymised_count += 1

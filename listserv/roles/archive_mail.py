@@ -26,7 +26,7 @@ from listserv.archive.query import plain_snippet, post_number, terms
 from listserv.clock import from_iso, local_text
 from listserv.commands.parse import Command, Verb
 from listserv.inbox.request import Request
-from listserv.mail.message import message_id, parse, references
+from listserv.mail.message import message_id, references
 from listserv.membership import members
 from listserv.membership.actions import is_moderator, reply
 from listserv.outbox.respond import answer
@@ -88,9 +88,16 @@ async def _send_post(db: aiosqlite.Connection, req: Request, number: int | None)
 
 
 def _as_attachment(raw: bytes) -> EmailMessage:
-    """The archived copy as a ``message/rfc822`` part, its bytes unchanged."""
+    """The archived copy as a ``message/rfc822`` part, its bytes unchanged.
+
+    Set as a string payload, which the generator writes out as it is; a
+    parsed message would be written anew (headers refolded).
+    """
     part = EmailMessage()
-    part.set_content(parse(raw), disposition="inline")
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Disposition"] = "inline"
+    part["Content-Transfer-Encoding"] = "7bit" if raw.isascii() else "8bit"
+    part.set_payload(raw.decode("ascii", "surrogateescape"))
     return part
 
 
