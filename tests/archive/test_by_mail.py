@@ -11,7 +11,7 @@ import pytest
 from listserv.cli.main import main as cli_main
 from listserv.config import Config
 from listserv.daemon import Daemon
-from tests.conftest import LIST, MODERATOR, mail
+from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon
 from tests.mailflow import Flow, reply_to, text_of
 
 REQUEST = LIST.replace("@", "-request@")
@@ -146,9 +146,8 @@ async def test_fts_syntax_from_a_member_is_only_words(flow: Flow) -> None:
     assert empty["Subject"] == "Archiv: wonach suchen?"
 
 
-async def test_archive_off_keeps_nothing(config_factory, dns) -> None:  # noqa: ANN001
-    from tests.conftest import make_daemon
-
+async def test_archive_off_keeps_nothing(config_factory: Callable[..., Config],
+                                         dns: FakeDns) -> None:
     config = config_factory(lists=[list_table(archive="off")])
     daemon = make_daemon(config, dns)
     await daemon.start()
