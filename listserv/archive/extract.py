@@ -124,6 +124,12 @@ def _alternatives_skipped(msg: Message) -> set[int]:
     return skipped
 
 
+def _is_attachment(part: Message) -> bool:
+    """A part a member would download: named, marked as attachment, or an attached mail."""
+    return bool(_filename(part)) or part.get_content_disposition() == "attachment" or \
+        part.get_content_maintype() == "message"
+
+
 def _date(msg: Message) -> datetime | None:
     try:
         moment = parsedate_to_datetime(header_text(msg, "Date"))
@@ -149,8 +155,7 @@ def extract(raw: bytes, *, original: bytes | None = None) -> Extract:
         name = _filename(part)
         if ctype in ("text/plain", "text/html") and id(part) not in skipped:
             texts.append(_text(part))
-        if name or part.get_content_disposition() == "attachment" or \
-                part.get_content_maintype() == "message":
+        if _is_attachment(part):
             parts.append(Part(position, name or f"teil-{position}", ctype, len(_payload(part))))
     list_id = re.search(r"<([^<>\s]+)>", header_text(msg, "List-Id"))
     return Extract(
@@ -210,11 +215,12 @@ def anonymised(raw: bytes, address: str, people: list[str], list_address: str, *
     for part in leaves(msg):
         name = _filename(part)
         data = _payload(part)
-        if not name or names(data, address) or \
+        if not _is_attachment(part) or names(data, address) or \
                 any(p.lower().encode() in data.lower() for p in people if len(p) >= 3):
             continue
+        if part.get_content_maintype() == "message":
+            out.add_attachment(parse(data))
+            continue
         maintype, _, subtype = part.get_content_type().partition("/")
-        if maintype == "message":
-            maintype, subtype = "application", "octet-stream"
-        out.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        out.add_attachment(data, maintype=maintype, subtype=subtype, filename=name or None)
     return to_bytes(out)
