@@ -11,7 +11,8 @@ and ``index``/``hole``/``suche`` by mail call the same few functions.
   ``original(db, L, number)``: the archived copy's bytes (``hole``);
 - ``attachment(db, L, number, position)``: (filename, content type, bytes);
 - ``search(db, L, words, page)``: ranked (bm25) hits with highlighted snippets
-  and the total, or None when the words hold nothing to search.
+  and the total, or None when the words hold nothing to search. Bounded: the
+  newest ``RANKED`` matches are ranked, ``COUNTED`` counted (see there).
 
 Sender addresses are in ``Summary.sender_address`` for members to see; a
 post whose sender was erased has ``erased`` set and sender "ehemaliges Mitglied".
@@ -30,6 +31,10 @@ from listserv.archive.query import HIT_END, HIT_START, Page, fts_query, valid_mo
 #: bm25 weights of subject, sender name and body: a word in the subject counts most.
 WEIGHTS = (10.0, 2.0, 1.0)
 SNIPPET_TOKENS = 16
+#: A search ranks (bm25) the newest RANKED posts that contain its words, and counts up
+#: to COUNTED of them: so no word, however common, makes a query read the whole index.
+RANKED = 2000
+COUNTED = 10_000
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,12 @@ class Hit:
 @dataclass(frozen=True)
 class Hits:
     hits: list[Hit]
-    total: int
+    total: int             # all hits, or COUNTED + 1 when there are more than COUNTED
     page: Page
+
+    @property
+    def more_than_counted(self) -> bool:
+        return self.total > COUNTED
 
 
 _SUMMARY = ("a.number, a.subject, a.sender_name, a.sender_address, a.posted_at, a.erased,"
@@ -152,15 +161,28 @@ async def search(db: aiosqlite.Connection, list_address: str, words: str,
     if match is None:
         return None
     page = page or Page(1, 10)
-    total_rows = await _rows(
-        db, "SELECT count(*) FROM archive_fts f JOIN archive a ON a.id = f.rowid"
-            " WHERE archive_fts MATCH ? AND a.list_address = ?", (match, list_address))
+    # Bounded whatever the words: rank the newest RANKED matches only (a word in every
+    # post would otherwise make bm25 score all of them), count up to COUNTED, and make
+    # snippets for the page's rows only (a snippet tokenizes a post's text; SQLite would
+    # make one for every hit before sorting). CROSS JOIN keeps the index outermost:
+    # driven by the archive table, SQLite would run the MATCH once per post.
+    ranked = await _rows(
+        db, "SELECT rowid FROM (SELECT f.rowid AS rowid, a.number AS number,"
+            f" bm25(archive_fts, {', '.join(map(str, WEIGHTS))}) AS score"
+            " FROM archive_fts f CROSS JOIN archive a ON a.id = f.rowid"
+            " WHERE archive_fts MATCH ? AND a.list_address = ? ORDER BY f.rowid DESC LIMIT ?)"
+            " ORDER BY score, number DESC LIMIT ? OFFSET ?",
+        (match, list_address, RANKED, page.size, page.offset))
+    order = {row[0]: i for i, row in enumerate(ranked)}
     rows = await _rows(
-        db, f"SELECT snippet(archive_fts, -1, ?, ?, ' … ', {SNIPPET_TOKENS}) AS snip, {_SUMMARY}"
-            " FROM archive_fts f JOIN archive a ON a.id = f.rowid"
-            " WHERE archive_fts MATCH ? AND a.list_address = ?"
-            f" ORDER BY bm25(archive_fts, {', '.join(map(str, WEIGHTS))}), a.number DESC"
-            " LIMIT ? OFFSET ?",
-        (HIT_START, HIT_END, match, list_address, page.size, page.offset))
+        db, f"SELECT f.rowid, snippet(archive_fts, -1, ?, ?, ' … ', {SNIPPET_TOKENS}) AS snip,"
+            f" {_SUMMARY} FROM archive_fts f CROSS JOIN archive a ON a.id = f.rowid"
+            f" WHERE archive_fts MATCH ? AND f.rowid IN ({', '.join('?' * len(order))})",
+        (HIT_START, HIT_END, match, *order)) if order else []
+    rows.sort(key=lambda r: order[r[0]])
+    total_rows = await _rows(
+        db, "SELECT count(*) FROM (SELECT 1 FROM archive_fts f CROSS JOIN archive a"
+            " ON a.id = f.rowid WHERE archive_fts MATCH ? AND a.list_address = ? LIMIT ?)",
+        (match, list_address, COUNTED + 1))
     return Hits(hits=[Hit(_summary(r), r["snip"]) for r in rows],
                 total=int(total_rows[0][0]) if total_rows else 0, page=page)

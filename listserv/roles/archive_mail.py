@@ -109,6 +109,8 @@ async def _search(db: aiosqlite.Connection, req: Request, words: str) -> str:
         await reply(db, req, "archive_search_empty")
         return "archive search without a searchable word"
     lines = [f"{_line(req, hit.summary)}\n   {plain_snippet(hit.snippet)}" for hit in found.hits]
-    await reply(db, req, "archive_search", words=shown, total=found.total,
+    more = "über" if req.language == "de" else "more than"
+    total = f"{more} {browse.COUNTED}" if found.more_than_counted else found.total
+    await reply(db, req, "archive_search", words=shown, total=total,
                 count=len(found.hits), hits="\n\n".join(lines) or "-")
     return f"archive search answered ({found.total} hits)"

@@ -1,4 +1,4 @@
-"""``listserv archive import MBOX [LIST]`` as an operator runs it: counts, progress, one-line faults."""
+"""``listserv archive import MBOX [LIST]`` as an operator runs it: counts, progress, faults."""
 
 from __future__ import annotations
 
