@@ -150,3 +150,15 @@ async def test_import_counts_imported_and_skipped_by_reason(store: Store, tmp_pa
     assert again == 0 and skipped_again[DUPLICATE] == 4
     rows = await store.fetchall("SELECT number, source FROM archive ORDER BY number")
     assert [tuple(r) for r in rows] == [(1, "import"), (2, "import"), (3, "import")]
+
+
+async def test_a_word_in_every_post_is_ranked_among_the_newest_and_counted_to_a_bound(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(1, 31):
+        await archive(store, post(n, body="Fachtag" + " Fachtag" * (n == 3)))
+    monkeypatch.setattr(browse, "RANKED", 10)
+    monkeypatch.setattr(browse, "COUNTED", 20)
+    found = await browse.search(store.reader, LIST, "fachtag", Page(1, 10))
+    assert found is not None and found.total == 21 and found.more_than_counted
+    # Only the ten newest are ranked: post 3 (the word twice) is not among them.
+    assert sorted(h.summary.number for h in found.hits) == list(range(21, 31))
