@@ -11,7 +11,8 @@ then runs searches of one to three words through ``archive.browse.search``
 (count of all hits + the first page of 10, bm25-ranked with snippets), the
 words drawn with the same weights, so frequent words are searched often.
 Prints the import rate, search p50/p95/p99/max and the database size per
-post (after a checkpoint), all in a temporary directory.
+post (after a checkpoint), all in a temporary directory (or ``--dir``, kept:
+a second run there only searches).
 """
 
 from __future__ import annotations
@@ -100,19 +101,27 @@ def percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     mlist = ListConfig(address=LIST, display_name="Netzwerk", moderators=("k@d.de",))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.dir or scratch
         box = Path(tmp) / "Gesendet.mbox"
-        started = time.perf_counter()
-        generate(box, args.posts, rng)
-        print(f"generated {args.posts} posts ({box.stat().st_size / 1e6:.0f} MB mbox) in"
-              f" {time.perf_counter() - started:.0f} s")
-        store = await Store.open(Path(tmp) / "var" / "listserv.sqlite3")
-        try:
+        database = Path(tmp) / "var" / "listserv.sqlite3"
+        reuse = database.exists()
+        if not reuse:
             started = time.perf_counter()
-            imported, skipped = await import_mbox(store, mlist, box, datetime.now(UTC))
-            took = time.perf_counter() - started
-            print(f"import: {imported} posts in {took:.1f} s = {imported / took:.0f} posts/s"
-                  f" (skipped {sum(skipped.values())})")
+            generate(box, args.posts, rng)
+            print(f"generated {args.posts} posts ({box.stat().st_size / 1e6:.0f} MB mbox) in"
+                  f" {time.perf_counter() - started:.0f} s")
+        store = await Store.open(database)
+        try:
+            if reuse:
+                imported = (await store.fetchall("SELECT count(*) FROM archive"))[0][0]
+                print(f"reusing {database}: {imported} posts")
+            else:
+                started = time.perf_counter()
+                imported, skipped = await import_mbox(store, mlist, box, datetime.now(UTC))
+                took = time.perf_counter() - started
+                print(f"import: {imported} posts in {took:.1f} s = {imported / took:.0f}"
+                      f" posts/s (skipped {sum(skipped.values())})")
             w = weights(len(WORDS))
             times, totals = [], []
             for _ in range(args.queries):
@@ -131,7 +140,8 @@ async def run(args: argparse.Namespace) -> None:
             await store.close()
         size = sum(p.stat().st_size for p in (Path(tmp) / "var").glob("listserv.sqlite3*"))
         print(f"database: {size / 1e6:.0f} MB = {size / imported / 1024:.1f} KiB per post"
-              f" (mbox {box.stat().st_size / imported / 1024:.1f} KiB per post)")
+              + (f" (mbox {box.stat().st_size / imported / 1024:.1f} KiB per post)"
+                 if box.exists() else ""))
 
 
 def main() -> None:
@@ -139,6 +149,8 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dir", default="", help="keep the mbox and database here; a second"
+                        " run with the same --dir only searches")
     asyncio.run(run(parser.parse_args()))
 
 

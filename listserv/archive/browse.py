@@ -34,7 +34,7 @@ SNIPPET_TOKENS = 16
 #: A search ranks (bm25) the newest RANKED posts that contain its words, and counts up
 #: to COUNTED of them: so no word, however common, makes a query read the whole index.
 RANKED = 2000
-COUNTED = 10_000
+COUNTED = 1_000
 
 
 @dataclass(frozen=True)
@@ -164,15 +164,18 @@ async def search(db: aiosqlite.Connection, list_address: str, words: str,
     # Bounded whatever the words: rank the newest RANKED matches only (a word in every
     # post would otherwise make bm25 score all of them), count up to COUNTED, and make
     # snippets for the page's rows only (a snippet tokenizes a post's text; SQLite would
-    # make one for every hit before sorting). CROSS JOIN keeps the index outermost:
-    # driven by the archive table, SQLite would run the MATCH once per post.
+    # make one for every hit before sorting). A join keeps the index outermost (CROSS
+    # JOIN): driven by the archive table, SQLite would run the MATCH once per post.
+    # With one list archived (the usual case) the list needs no join: the index alone.
+    lists = [r[0] for r in await _rows(db, "SELECT list_address FROM archive_lists", ())]
+    join, where, params = ("", "", ()) if lists == [list_address] else (
+        " CROSS JOIN archive a ON a.id = f.rowid", " AND a.list_address = ?", (list_address,))
     ranked = await _rows(
-        db, "SELECT rowid FROM (SELECT f.rowid AS rowid, a.number AS number,"
+        db, "SELECT rowid FROM (SELECT f.rowid AS rowid,"
             f" bm25(archive_fts, {', '.join(map(str, WEIGHTS))}) AS score"
-            " FROM archive_fts f CROSS JOIN archive a ON a.id = f.rowid"
-            " WHERE archive_fts MATCH ? AND a.list_address = ? ORDER BY f.rowid DESC LIMIT ?)"
-            " ORDER BY score, number DESC LIMIT ? OFFSET ?",
-        (match, list_address, RANKED, page.size, page.offset))
+            f" FROM archive_fts f{join} WHERE archive_fts MATCH ?{where}"
+            " ORDER BY f.rowid DESC LIMIT ?) ORDER BY score, rowid DESC LIMIT ? OFFSET ?",
+        (match, *params, RANKED, page.size, page.offset))
     order = {row[0]: i for i, row in enumerate(ranked)}
     rows = await _rows(
         db, f"SELECT f.rowid, snippet(archive_fts, -1, ?, ?, ' … ', {SNIPPET_TOKENS}) AS snip,"
@@ -181,8 +184,7 @@ async def search(db: aiosqlite.Connection, list_address: str, words: str,
         (HIT_START, HIT_END, match, *order)) if order else []
     rows.sort(key=lambda r: order[r[0]])
     total_rows = await _rows(
-        db, "SELECT count(*) FROM (SELECT 1 FROM archive_fts f CROSS JOIN archive a"
-            " ON a.id = f.rowid WHERE archive_fts MATCH ? AND a.list_address = ? LIMIT ?)",
-        (match, list_address, COUNTED + 1))
+        db, f"SELECT count(*) FROM (SELECT 1 FROM archive_fts f{join}"
+            f" WHERE archive_fts MATCH ?{where} LIMIT ?)", (match, *params, COUNTED + 1))
     return Hits(hits=[Hit(_summary(r), r["snip"]) for r in rows],
                 total=int(total_rows[0][0]) if total_rows else 0, page=page)
