@@ -112,6 +112,12 @@ class ListConfig:
     notices_per_day: int = 60
     notices_per_kind_per_day: int = 20
     consent_text: str = ""   # the join form's consent checkbox; "" = the standard wording
+    # The members' archive (issue 14): every published post kept unless "off", for
+    # archive_days (0 = forever, apart from retention_days); what erasing a poster
+    # does to her archived posts: "anonymise" (the post stays, without her) or "delete".
+    archive: str = _choice("members", "off", default="members")
+    archive_days: int = 0
+    archive_erasure: str = _choice("anonymise", "delete", default="anonymise")
 
     @property
     def local_part(self) -> str:
@@ -358,6 +364,8 @@ def _check_list(mlist: ListConfig, where: str) -> ListConfig:
                  "notices_per_kind_per_day"):
         if getattr(mlist, name) <= 0:
             raise ConfigError(f"{where} {name}: must be positive")
+    if mlist.archive_days < 0:
+        raise ConfigError(f"{where} archive_days: must be 0 (forever) or positive")
     if any(c in mlist.display_name + mlist.subject_prefix for c in "\r\n\0"):
         raise ConfigError(f"{where} display_name/subject_prefix: must be one line")
     texts_dir = mlist.texts_dir

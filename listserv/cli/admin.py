@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from listserv.cli import archiving
 from listserv.clock import from_iso, local_text
 from listserv.config import Config, ListConfig
 from listserv.errors import ConfigError, StoreError
@@ -74,6 +75,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         "address", metavar="ADDRESS", help="the person's address")
     leaf(psub, "erase", "delete everything stored about an address").add_argument(
         "address", metavar="ADDRESS", help="the person's address")
+    archiving.add_parser(sub, common, LIST_HELP)
 
 
 def _list(cfg: Config, address: str | None) -> ListConfig:
@@ -135,6 +137,8 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
         raise StoreError(f"no database at {cfg.database_path} (run 'listserv init')")
     store = await Store.open(cfg.database_path)
     try:
+        if args.command == "archive":
+            return await archiving.run(cfg, store, _list(cfg, args.list), args)
         handler = {"members": _members, "held": _held, "privacy": _privacy}[args.command]
         return await handler(cfg, store, args)
     finally:
@@ -303,7 +307,8 @@ async def _privacy(cfg: Config, store: Store, args: argparse.Namespace) -> int:
     if args.action == "export":
         print(json.dumps(await erasure.export(store, address), indent=2, ensure_ascii=False))
         return 0
-    counts = await erasure.erase(store, address, _now())
+    delete_lists = frozenset(m.address for m in cfg.lists if m.archive_erasure == "delete")
+    counts = await erasure.erase(store, address, _now(), archive_delete=delete_lists)
     print(f"erased {address}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     older = existing(backups_dir(cfg))
     if older:

@@ -49,6 +49,9 @@ class Verb(StrEnum):
     NOMAIL = "nomail"
     MAIL = "mail"
     SETTINGS = "settings"
+    INDEX = "index"
+    GET = "get"
+    SEARCH = "search"
     UNKNOWN = "unknown"
 
 
@@ -62,7 +65,8 @@ class Context(StrEnum):
 @dataclass(frozen=True)
 class Command:
     """One command. ``argument``: the token for CONFIRM ("" = the one in the address),
-    the reason for REJECT, "ADDRESS [Name]" for INVITE/REMOVE, the line for UNKNOWN."""
+    the reason for REJECT, "ADDRESS [Name]" for INVITE/REMOVE, the line for UNKNOWN,
+    the number for GET ("" when none was given), the words for SEARCH."""
 
     verb: Verb
     argument: str = ""
@@ -85,6 +89,9 @@ _WORDS: dict[str, Verb] = {
     **dict.fromkeys(["nomail", "pausieren", "pause"], Verb.NOMAIL),
     **dict.fromkeys(["mail", "fortsetzen", "resume"], Verb.MAIL),
     **dict.fromkeys(["settings", "einstellungen"], Verb.SETTINGS),
+    **dict.fromkeys(["index", "inhalt", "inhaltsverzeichnis"], Verb.INDEX),
+    **dict.fromkeys(["get", "hole", "holen"], Verb.GET),
+    **dict.fromkeys(["search", "suche", "suchen"], Verb.SEARCH),
 }
 _END_WORDS = frozenset({"end", "ende"})
 _ALLOWED: dict[Context, frozenset[Verb]] = {
@@ -157,6 +164,12 @@ def _word_command(line: str, allowed: frozenset[Verb]) -> Command | None:
     if verb in (Verb.INVITE, Verb.REMOVE):
         argument = _address_argument(rest)
         return Command(verb, argument) if argument else None
+    if verb is Verb.GET:
+        number = re.match(r"^(nr\.?|no\.?|nummer|number)?\s*#?\s*(\d{1,9})\b", rest,
+                          re.IGNORECASE)
+        return Command(verb, number.group(2) if number else "")
+    if verb is Verb.SEARCH:
+        return Command(verb, " ".join(rest.split())[:300])
     return Command(verb)
 
 

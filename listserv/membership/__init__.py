@@ -9,5 +9,5 @@ rows and the consent log (export and erasure for the DSGVO).
 
 Core: memberfile
 Shell: members, actions, erasure, logins
-May import: clock, commands, config, inbox, log, mail, outbox, store, texts
+May import: archive, clock, commands, config, inbox, log, mail, outbox, store, texts
 """

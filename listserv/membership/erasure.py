@@ -8,8 +8,12 @@ attached, an approval request, somebody's post quoting her address),
 answers sent to her and her rows of every delivery. Mail is searched as a
 client reads it (``mail.mentions``: decoded headers and bodies, any case).
 A list post that names her keeps its row (the others got it) but loses
-its body. One line stays in the consent log: that an erasure happened,
-under a hash of the address, so an audit can show it was honoured.
+its body. In the members' archive (``archive.records.forget``) her posts stay
+as "ehemaliges Mitglied", rebuilt without her address and name, and any post
+that names her is rebuilt the same way; on a list with ``archive_erasure =
+"delete"`` her own posts go. The search index is rewritten and merged. One
+line stays in the consent log: that an erasure happened, under a hash of the
+address, so an audit can show it was honoured.
 
 The database runs with ``secure_delete`` (freed space is zeroed), and
 afterwards ``Store.scrub`` rebuilds the file and empties the WAL, so no
@@ -29,6 +33,7 @@ from datetime import datetime
 
 import aiosqlite
 
+from listserv.archive import records as archive
 from listserv.clock import iso
 from listserv.commands.tokens import TOKEN_LIKE
 from listserv.mail.mentions import names
@@ -76,15 +81,27 @@ async def _delete_ids(db: aiosqlite.Connection, sql: str, ids: list[int]) -> int
     return total
 
 
-async def erase(store: Store, address: str, now: datetime) -> dict[str, int]:
-    """Forget one address everywhere in the database; return what went, per table."""
+async def erase(store: Store, address: str, now: datetime, *,
+                archive_delete: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Forget one address everywhere in the database; return what went, per table.
+
+    ``archive_delete``: the lists whose ``archive_erasure`` is "delete" (her
+    archived posts go there; elsewhere they stay without her).
+    """
     address = address.strip().lower()
     inbox, outgoing, seen = await _scan(store.reader, address, (0, 0))
+    archived, last_archived = await archive.naming(store.reader, address)
     counts: dict[str, int] = {}
     async with store.transaction() as db:
         more_in, more_out, _ = await _scan(db, address, seen)
         inbox += more_in
         outgoing += more_out
+        archived += (await archive.naming(db, address, last_archived))[0]
+        async with db.execute("SELECT display_name FROM members WHERE address = ?",
+                              (address,)) as cur:
+            people = [r[0] for r in await cur.fetchall()]
+        counts.update(await archive.forget(db, address, archived, people=people,
+                                           delete_lists=archive_delete))
         async with db.execute("SELECT inbox_id FROM posts WHERE lower(sender) = :a"
                               " OR instr(lower(subject), :a) > 0 OR lower(decided_by) = :a"
                               " OR instr(lower(decision_reason), :a) > 0", {"a": address}
@@ -161,4 +178,5 @@ async def export(store: Store, address: str) -> dict[str, object]:
         "messages_received": messages,
         "mail_sent_to_her": [dict(r) for r in sent],
         "stored_mail_naming_her": {"inbox": inbox, "outgoing": [i for i, _ in outgoing]},
+        "archived_posts": await archive.posts_of(store.reader, address),
     }

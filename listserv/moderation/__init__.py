@@ -10,5 +10,6 @@ posts into queued list copies, parking one that cannot be built.
 
 Core: policy, notices, copies
 Shell: posts, publish
-May import: clock, commands, config, context, delivery, inbox, log, mail, membership, outbox, texts
+May import: archive, clock, commands, config, context, delivery, inbox, log, mail, membership,
+            outbox, texts
 """

@@ -3,11 +3,13 @@
 Apart from deciding (``posts.py``) because it is the one step that builds
 bytes from a stranger's mail: the copy is built in the worker process
 (``copies.build_copy``, time and memory limited), and a post that cannot be
-built is parked with its reason so the posts after it still go out.
+built is parked with its reason so the posts after it still go out. The copy
+is archived (``archive.records.record``) in the commit that queues it.
 """
 
 from __future__ import annotations
 
+from listserv.archive import records as archive
 from listserv.clock import iso
 from listserv.config import ListConfig
 from listserv.context import Context
@@ -54,6 +56,17 @@ async def publish_approved(ctx: Context) -> int:
                 verp=ctx.config.delivery.verp, personalize=personalize)
             await db.execute("UPDATE posts SET outgoing_id = ? WHERE id = ?",
                              (outgoing_id, row["id"]))
+            number = None
+            if built.archived is not None:   # archived in the same commit as it is queued
+                number = await archive.record(
+                    db, list_address=mlist.address, raw=built.raw, found=built.archived,
+                    now=now, source="published", post_id=row["id"])
+        if number is not None:
+            event("post_archived", list=mlist.address, post=row["id"], number=number,
+                  msgid=built.message_id)
+        elif mlist.archive != "off":
+            event("post_not_archived", level="warning", list=mlist.address, post=row["id"],
+                  msgid=built.message_id, reason="copy not readable")
         event("post_queued", list=mlist.address, post=row["id"], outgoing=outgoing_id,
               recipients=count, msgid=built.message_id, dmarc_rewrite=rewrite)
         ctx.wake_sender()

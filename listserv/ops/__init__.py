@@ -10,6 +10,6 @@ touches anything (data_dir, the data_dir lock, free ports).
 
 Core: report
 Shell: scheduler, retention, backup, health, preflight
-May import: bounces, clock, commands, config, context, errors, log, moderation, outbox,
-            store
+May import: archive, bounces, clock, commands, config, context, errors, log, moderation,
+            outbox, store
 """

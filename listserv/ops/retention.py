@@ -16,6 +16,9 @@ the bodies go:
 * ``reply_log`` rows older than two days go: they only feed the daily cap;
 * ``dkim_seen`` rows past their ``expires_at`` go (``store.replay``);
 * ``consent_log`` is kept: it is the proof of consent (Art. 7 (1)).
+* the members' archive is apart from all this: a list's archived posts go
+  after its own ``archive_days`` (0, the default: kept), and with the list's
+  ``archive = "off"`` nothing is archived in the first place.
 
 The purge runs with ``PRAGMA secure_delete`` so the freed pages are
 overwritten rather than left readable in the file. Backups keep bodies for
@@ -30,6 +33,7 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
+from listserv.archive import records as archive
 from listserv.clock import iso
 from listserv.config import Config
 from listserv.context import Context
@@ -101,7 +105,7 @@ async def purge(ctx: Context) -> dict[str, int]:
     """
     now = ctx.clock()
     counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0,
-              "dkim_seen": 0}
+              "dkim_seen": 0, "archive": 0}
     async with ctx.store.transaction() as db:
         async with db.execute("PRAGMA secure_delete") as cur:
             row = await cur.fetchone()
@@ -117,6 +121,9 @@ async def purge(ctx: Context) -> dict[str, int]:
                                    (iso(now - timedelta(days=REPLY_LOG_DAYS)),))
             counts["reply_log"] = cur.rowcount
             counts["dkim_seen"] = await replay.forget_expired(db, now)
+            for mlist in ctx.config.lists:
+                counts["archive"] += await archive.expire(db, mlist.address,
+                                                          mlist.archive_days, now)
         finally:
             await db.execute(f"PRAGMA secure_delete = {before}")
     done = {k: v for k, v in counts.items() if v}

@@ -41,6 +41,7 @@ from listserv.membership.actions import (
 )
 from listserv.membership.logins import by_mail as settings_link
 from listserv.moderation.publish import publish_approved
+from listserv.roles.archive_mail import archive_command
 from listserv.roles.confirm import redeem
 from listserv.store.rows import InboxItem
 
@@ -121,6 +122,8 @@ async def request_commands(db: aiosqlite.Connection, req: Request,
             return await set_delivery(db, req, paused=verb is Verb.NOMAIL)
         if verb is Verb.SETTINGS:
             return await settings_link(db, req, web)
+        if verb in (Verb.INDEX, Verb.GET, Verb.SEARCH):
+            return await archive_command(db, req, command)
         if verb in (Verb.CONFIRM, Verb.APPROVE):
             # Wherever the token stands (a "confirm TOKEN" line, the Subject), the
             # body's answer decides, read exactly as a reply to -confirm+TOKEN.

@@ -7,6 +7,7 @@ import email.policy
 import time
 from email.message import EmailMessage
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -260,3 +261,15 @@ def test_hostile_long_lines_stay_cheap() -> None:
         for context in Context:
             parse_commands(msg, context)
         assert time.perf_counter() - started < 3.0, line[:20]
+
+
+@pytest.mark.parametrize(("line", "command"), [
+    ("inhalt", Command(Verb.INDEX)), ("Index", Command(Verb.INDEX)),
+    ("hole 12", Command(Verb.GET, "12")), ("get #7", Command(Verb.GET, "7")),
+    ("Bitte hole Nr. 3", Command(Verb.GET, "3")), ("hole", Command(Verb.GET, "")),
+    ("suche Fachtag Anmeldung", Command(Verb.SEARCH, "Fachtag Anmeldung")),
+    ("search   Straße", Command(Verb.SEARCH, "Straße")),
+])
+def test_the_archive_commands(line: str, command: Command) -> None:
+    msg = arrived(line, to="l-request@d.de")
+    assert parse_commands(msg, Context.REQUEST) == [command]

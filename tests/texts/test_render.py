@@ -36,7 +36,8 @@ VALUES = {**standard_values(SAS), "address": "a@b.de", "person": "Sabine Müller
           "threshold": 5, "last_bounce": "30.11.2026", "last_error": "550",
           "reply_address": "a@b.de", "unsubscribe_url": "https://x/u/1", "member": "a@b.de",
           "token": "t" * 32, "asker": "b@c.de", "about": "a@b.de", "join_choice": "",
-          "url": "https://listen.example/login/" + "t" * 32, "minutes": 30}
+          "url": "https://listen.example/login/" + "t" * 32, "minutes": 30,
+          "number": 12, "words": "fachtag", "total": 4, "hits": "Nr. 12 · Fachtag"}
 
 
 def test_the_standard_placeholders_are_what_compose_fills() -> None:
