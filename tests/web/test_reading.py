@@ -124,7 +124,6 @@ async def test_only_members_and_moderators_read_the_archive(archived: Daemon) ->
         await page(http, base(archived) + "/archive/2026-13", 404)
         # A member who leaves reads no more with the session she still has.
         assert archived.store is not None
-        await erasure.erase(archived.store, BERND, archived.clock())
         async with archived.store.transaction() as db:
             await db.execute("DELETE FROM members WHERE address = ?", (ANNA,))
         await page(http, url, 403)
@@ -199,3 +198,38 @@ async def test_after_forget_her_address_and_name_are_on_no_archive_page(
             assert ANNA not in text and "Schmidt" not in text and "Anna" not in text
         assert "ehemaliges Mitglied" in pages[3]
         assert "Fachtag Übergänge" in pages[1]
+
+
+async def test_month_and_search_pages_behind_a_mount_path(config_factory: Callable[..., Config],
+                                                           dns: FakeDns) -> None:
+    d = make_daemon(config_factory(extra=web_table("/listen")), dns)
+    await d.start()
+    try:
+        assert d.store is not None
+        async with d.store.transaction() as db:
+            for n in range(1, 13):
+                raw = a_post(n, f"Elternabend Nummer {n}", "Bitte Anmeldungen für Grüße.\n")
+                await records.record(db, list_address=LIST, raw=raw, found=extract(raw),
+                                     now=d.clock(), source="published")
+        await add_member(d, ANNA, "Anna Schmidt")
+        root = base(d, "/listen")
+        async with jar() as http:
+            async with http.get(root + "/archive/", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/listen/login"
+            await log_in(d, http, ANNA, "/listen")
+            index = await page(http, root + "/archive/")
+            assert 'href="/listen/archive/2026-11?' in index and "(12 Beiträge)" in index
+            first = await page(http, root + "/archive/search?q=" + quote("GRÜßE Anmeldungen"))
+            assert "12 Treffer" in first and first.count('href="/listen/archive/post/') == 10
+            assert "q=GR%C3%9C%C3%9FE%20Anmeldungen&amp;page=2" in first
+            assert "Vorherige Seite" not in first
+            second = await page(http, root + "/archive/search?q=" + quote("GRÜßE Anmeldungen")
+                                + "&page=2")
+            assert second.count('href="/listen/archive/post/') == 2
+            assert "Nächste Seite" not in second and 'start="11"' in second
+            junk = await page(http, root + "/archive/search?q=Elternabend&page=x")
+            assert 'start="1"' in junk
+            month = await page(http, root + "/archive/2026-11?page=9999")
+            assert "/listen/archive/post/" not in month and "Vorherige Seite" in month
+    finally:
+        await d.stop()
