@@ -104,8 +104,7 @@ async def thread_page(request: web.Request) -> web.Response:
     posts = await browse.thread(ctx.store.reader, mlist.address, _number(request))
     if not posts:
         raise web.HTTPNotFound(text="no such post\n", headers=site.HEADERS)
-    return site.render(request, who, "archive_thread.html", list=mlist, posts=posts,
-                       shown=_number(request))
+    return site.render(request, who, "archive_thread.html", list=mlist, posts=posts)
 
 
 async def post_page(request: web.Request) -> web.Response:
