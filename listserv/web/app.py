@@ -2,7 +2,8 @@
 
 ``server.WebServer`` builds its aiohttp application and hands it here; the
 pages themselves live in ``join`` (public), ``me`` (a member's settings)
-and ``desk`` with ``deciding`` (the coordinator's desk), sharing ``site``.
+and ``desk`` with ``deciding`` (the coordinator's desk), ``reading`` (the
+members' archive), sharing ``site``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from listserv.clock import from_iso, local_text
 from listserv.context import Context
-from listserv.web import desk, forms, join, me, site
+from listserv.web import desk, forms, join, me, reading, site
 
 
 def install(app: web.Application, ctx: Context) -> None:
@@ -42,7 +43,7 @@ def install(app: web.Application, ctx: Context) -> None:
     env.filters["local"] = local
     app.middlewares.append(site.headers_middleware)
     app.router.add_get("/static/site.css", site.stylesheet)
-    app.router.add_get("/archive/", site.archive)
     join.add_routes(app)
     me.add_routes(app)
     desk.add_routes(app)
+    reading.add_routes(app)

@@ -78,12 +78,6 @@ async def stylesheet(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "max-age=3600"})
 
 
-async def archive(request: web.Request) -> web.Response:
-    """A placeholder until the archive is built (its own issue)."""
-    who = await visitor(request)
-    return render(request, who, "archive.html")
-
-
 def ctx_of(request: web.Request) -> Context:
     return request.app[CTX]
 

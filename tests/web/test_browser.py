@@ -297,3 +297,62 @@ def test_an_expired_login_link_is_refused(running: Running, browser: Any) -> Non
     assert driver.get_cookie("ls_session") is None
     driver.get(server.base + "/desk/")
     wait(driver, lambda d: d.current_url.endswith("/login"))
+
+
+def test_a_member_finds_a_published_post_in_the_archive_and_downloads_its_attachment(
+        running: Running, browser: Any, tmp_path: Path) -> None:
+    """Published by mail → found by a German word with ß and umlaut → read → its file saved."""
+    server, driver = running, browser
+    server.add_member(ANNA, "Anna Schmidt")
+    server.add_member(BERND, "Bernd Beispiel")
+    post = EmailMessage()
+    post["From"] = f"Bernd Beispiel <{BERND}>"
+    post["To"] = LIST
+    post["Subject"] = "Fachtag »Übergänge gestalten«"
+    post["Message-ID"] = "<fachtag@schule2.example>"
+    post.set_content("Liebe Kolleginnen und Kollegen,\n\nder Fachtag findet in der Weißen"
+                     " Straße 12 statt. Anmeldung bis Freitag.\n\nViele Grüße\nBernd\n")
+    post.add_attachment(b"%PDF-1.4 Einladung", maintype="application", subtype="pdf",
+                        filename="Einladung Übergänge.pdf")
+    server.send(post.as_bytes(), mail_from=BERND, to=LIST)
+    notice = mail_to(server, MODERATOR, driver, "Übergänge gestalten")
+    server.send(reply_to(notice, sender=MODERATOR, body="ok"), mail_from=MODERATOR,
+                to=str(notice["Reply-To"]))
+    wait(driver, lambda _: server.flow.query("SELECT 1 FROM archive"))
+    for n in range(2, 5):   # more posts, so the index and the results are not a single line
+        server.send(mail(sender=BERND, subject=f"Termine im Dezember, Teil {n}",
+                         body="Die Straße ist gesperrt, bitte Übergänge beachten.\n"),
+                    mail_from=BERND, to=LIST)
+        notice = mail_to(server, MODERATOR, driver, f"Teil {n}")
+        server.send(reply_to(notice, sender=MODERATOR, body="ok"), mail_from=MODERATOR,
+                    to=str(notice["Reply-To"]))
+    wait(driver, lambda _: len(server.flow.query("SELECT 1 FROM archive")) == 4)
+
+    driver.execute_cdp_cmd("Page.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(tmp_path)})
+    login(server, driver, ANNA)
+    wait(driver, lambda d: d.current_url.endswith("/me/"))
+    driver.find_element(By.LINK_TEXT, "Archiv").click()
+    wait(driver, lambda d: "Nach Monat" in d.page_source)
+    assert BERND in driver.page_source or "Bernd Beispiel" in driver.page_source
+    shot(driver, "archive")
+    driver.find_element(By.ID, "q").send_keys("weißen übergänge")
+    driver.find_element(By.XPATH, "//button[text()='Suchen']").click()
+    wait(driver, lambda d: "1 Treffer" in d.page_source)
+    assert driver.find_elements(By.TAG_NAME, "mark")
+    driver.find_element(By.ID, "q").clear()
+    driver.find_element(By.ID, "q").send_keys("STRASSE")   # ß is not ss: nothing
+    driver.find_element(By.XPATH, "//button[text()='Suchen']").click()
+    wait(driver, lambda d: "0 Treffer" in d.page_source)
+    driver.find_element(By.ID, "q").clear()
+    driver.find_element(By.ID, "q").send_keys("Straße Übergänge")
+    driver.find_element(By.XPATH, "//button[text()='Suchen']").click()
+    wait(driver, lambda d: "4 Treffer" in d.page_source)
+    shot(driver, "archive-search")
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Übergänge gestalten").click()
+    wait(driver, lambda d: "Weißen Straße 12" in d.page_source)
+    assert f"&lt;{BERND}&gt;" in driver.page_source
+    shot(driver, "archive-post")
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Einladung Übergänge.pdf").click()
+    saved = tmp_path / "Einladung Übergänge.pdf"
+    wait(driver, lambda _: saved.exists() and saved.read_bytes() == b"%PDF-1.4 Einladung")
