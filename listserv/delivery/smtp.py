@@ -1,10 +1,15 @@
-"""Hand copies to a smarthost over SMTP (aiosmtplib), on a few reused connections.
+"""Hand copies to a smarthost over SMTP, on a few reused connections, pipelined.
 
 A connection costs a TCP handshake, EHLO, maybe STARTTLS and AUTH: far more
 than one transaction. So connections are kept in a small pool (``[delivery]
 connections``) and carry many transactions each. A connection that breaks
 is dropped; a recipient whose transaction it was gets a *temporary* outcome
 and is tried again later, so a relay that is down loses nothing.
+
+aiosmtplib opens each session (EHLO, STARTTLS, AUTH); the transactions then
+run on ``pipeline.Session`` (why: its docstring), MAIL/RCPT/DATA in one
+write where the relay offers PIPELINING, the body prepared once per
+distinct content.
 
 STARTTLS (``smtp_starttls``):
 
@@ -20,22 +25,17 @@ STARTTLS (``smtp_starttls``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
 
 from listserv.config import Config
-from listserv.delivery.outcomes import (
-    ACCEPTED,
-    DeliveryResult,
-    Outcome,
-    RcptOutcome,
-    outcome_for_code,
-)
+from listserv.delivery.outcomes import DeliveryResult, Outcome, RcptOutcome
+from listserv.delivery.pipeline import Session, SessionLost, prepare
 from listserv.log import event
 
 IDLE_LIMIT = 30.0  # seconds an idle connection is trusted; relays drop idle ones (Postfix: 300 s)
@@ -59,8 +59,10 @@ class SmtpSettings:
 
 
 class _Connection:
-    def __init__(self, smtp: aiosmtplib.SMTP) -> None:
-        self.smtp = smtp
+    def __init__(self, smtp: aiosmtplib.SMTP, session: Session) -> None:
+        self.smtp = smtp  # its EHLO answers only; the line itself is the session's
+        self.session = session
+        self.pipelining = smtp.supports_extension("pipelining")
         self.last_used = time.monotonic()
         self.used = 0
 
@@ -75,6 +77,7 @@ class SmtpTransport:
         self._open = 0
         self._available = asyncio.Condition()
         self.transactions = 0
+        self._payloads: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
 
     @classmethod
     def from_config(
@@ -94,20 +97,34 @@ class SmtpTransport:
     async def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
         result = DeliveryResult({})
         step = self.settings.max_recipients
+        payload = self._payload(data)
         for start in range(0, len(rcpts), step):
             result = result.merged(await self._deliver_one(mail_from, rcpts[start:start + step],
-                                                           data))
+                                                           data, payload))
         return result
+
+    def _payload(self, data: bytes) -> bytes:
+        """The DATA payload of ``data``, prepared once per distinct content (the same object)."""
+        hit = self._payloads.get(id(data))
+        if hit is not None and hit[0] is data:
+            self._payloads.move_to_end(id(data))
+            return hit[1]
+        payload = prepare(data)
+        self._payloads[id(data)] = (data, payload)
+        while len(self._payloads) > 8:
+            self._payloads.popitem(last=False)
+        return payload
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            await _quit(conn)
+            await conn.session.quit()
         self._open -= len(idle)
 
     # -- one transaction -----------------------------------------------------
 
-    async def _deliver_one(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
+    async def _deliver_one(self, mail_from: str, rcpts: list[str], data: bytes,
+                           payload: bytes) -> DeliveryResult:
         for attempt in (1, 2):
             try:
                 conn, fresh = await self._acquire()
@@ -116,63 +133,32 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 return DeliveryResult.temporary(rcpts, 421, f"4.4.1 {_describe(exc)}")
             try:
-                result = await self._transaction(conn.smtp, mail_from, rcpts, data)
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                result = await self._transaction(conn, mail_from, rcpts, data, payload)
+            except (SessionLost, OSError, TimeoutError) as exc:
                 self._discard(conn)
-                if attempt == 1 and not fresh:
+                if attempt == 1 and not fresh and not conn.session.payload_sent:
                     continue  # the relay closed an idle connection: once more, on a new one
-                return DeliveryResult.temporary(rcpts, 421, f"4.4.2 {_describe(exc)}")
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                self._discard(conn)
                 return DeliveryResult.temporary(rcpts, 421, f"4.4.2 {_describe(exc)}")
             self.transactions += 1
             await self._release(conn)
             return result
         raise AssertionError("unreachable")
 
-    async def _transaction(
-        self, smtp: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes
-    ) -> DeliveryResult:
+    async def _transaction(self, conn: _Connection, mail_from: str, rcpts: list[str],
+                           data: bytes, payload: bytes) -> DeliveryResult:
         """MAIL, RCPT each, DATA. A refusal is an outcome; a broken line raises."""
         options = []
         utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpts))
         if utf8:
-            if not smtp.supports_extension("smtputf8"):
+            if not conn.smtp.supports_extension("smtputf8"):
                 return DeliveryResult.every(rcpts, RcptOutcome(
                     Outcome.PERMANENT, 553, "5.6.7 relay lacks SMTPUTF8"))
             options.append("SMTPUTF8")
-        if not data.isascii() and smtp.supports_extension("8bitmime"):
+        if not data.isascii() and conn.smtp.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")
-        encoding = "utf-8" if utf8 else "ascii"
-        try:
-            await smtp.mail(mail_from, options=options, encoding=encoding)
-        except aiosmtplib.SMTPResponseException as exc:
-            await _reset(smtp)
-            return DeliveryResult.every(rcpts, outcome_for_code(exc.code, exc.message))
-        outcomes: dict[str, RcptOutcome] = {}
-        accepted: list[str] = []
-        for rcpt in rcpts:
-            try:
-                await smtp.rcpt(rcpt, encoding=encoding)
-            except aiosmtplib.SMTPResponseException as exc:
-                outcomes[rcpt] = outcome_for_code(exc.code, exc.message)
-                continue
-            accepted.append(rcpt)
-        if not accepted:
-            await _reset(smtp)
-            return DeliveryResult(outcomes)
-        try:
-            response = await smtp.data(data)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the relay is going away: the line is dead
-                raise aiosmtplib.SMTPServerDisconnected(exc.message) from exc
-            outcome = outcome_for_code(exc.code, exc.message)
-        else:
-            outcome = (ACCEPTED if response.code == 250
-                       else outcome_for_code(response.code, response.message))
-        for rcpt in accepted:
-            outcomes[rcpt] = outcome
-        return DeliveryResult(outcomes)
+        return await conn.session.transaction(
+            mail_from, options, rcpts, payload, pipelining=conn.pipelining,
+            encoding="utf-8" if utf8 else "ascii")
 
     # -- the pool ------------------------------------------------------------
 
@@ -181,16 +167,19 @@ class SmtpTransport:
             while True:
                 while self._idle:
                     conn = self._idle.pop()
-                    if time.monotonic() - conn.last_used < IDLE_LIMIT and conn.smtp.is_connected:
+                    if time.monotonic() - conn.last_used < IDLE_LIMIT and conn.session.alive:
                         return conn, False
                     self._open -= 1
-                    asyncio.get_running_loop().create_task(_quit(conn))
+                    asyncio.get_running_loop().create_task(conn.session.quit())
                 if self._open < self.settings.connections:
                     self._open += 1
                     break
                 await self._available.wait()
         try:
-            return _Connection(await self._connect()), True
+            smtp = await self._connect()
+            assert smtp.transport is not None
+            return _Connection(smtp, Session.take_over(smtp.transport,
+                                                       timeout=self.settings.timeout)), True
         except BaseException:
             async with self._available:
                 self._open -= 1
@@ -205,7 +194,7 @@ class SmtpTransport:
             self._available.notify()
 
     def _discard(self, conn: _Connection) -> None:
-        conn.smtp.close()
+        conn.session.close()
 
         async def release_slot() -> None:
             async with self._available:
@@ -225,6 +214,7 @@ class SmtpTransport:
             if s.starttls != "off":
                 if smtp.supports_extension("starttls"):
                     await smtp.starttls(tls_context=self._tls_context(), server_hostname=s.host)
+                    await smtp.ehlo()  # RFC 3207: what the relay offers is asked again
                     tls = True
                 elif s.starttls == "required":
                     raise TlsRequired(f"{s.host}:{s.port} offers no STARTTLS; nothing sent")
@@ -243,17 +233,6 @@ class SmtpTransport:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-
-
-async def _reset(smtp: aiosmtplib.SMTP) -> None:
-    with contextlib.suppress(aiosmtplib.SMTPResponseException):
-        await smtp.rset()
-
-
-async def _quit(conn: _Connection) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(conn.smtp.quit(), timeout=5)
-    conn.smtp.close()
 
 
 def _describe(exc: BaseException) -> str:

@@ -250,6 +250,8 @@ async def discard_any(db: aiosqlite.Connection, post_id: int, *, by: str, now: d
             "UPDATE deliveries SET state = 'failed', last_reply = 'discarded by ' || ?"
             " WHERE outgoing_id = ? AND state IN ('pending', 'deferred')",
             (by, row["outgoing_id"]))
+        await db.execute("UPDATE outgoing SET fanout_after = NULL WHERE id = ?",
+                         (row["outgoing_id"],))  # members not yet queued never will be
     event("post_discarded", post=post_id, was=row["state"], by=by)
     return str(row["state"])
 

@@ -16,7 +16,7 @@ from listserv.context import Context
 from listserv.log import event
 from listserv.mail.dmarc import needs_rewrite
 from listserv.moderation.copies import build_copy
-from listserv.outbox.queue import enqueue_post
+from listserv.outbox.queue import FIRST_CHUNK, enqueue_post, queue_more
 
 
 async def publish_approved(ctx: Context) -> int:
@@ -27,6 +27,7 @@ async def publish_approved(ctx: Context) -> int:
     (``listserv status``, ``held list``) and the next post goes on: one
     hostile post never stops the ones after it.
     """
+    await finish_fanouts(ctx)  # a fan-out a crash interrupted goes on at its cursor
     rows = await ctx.store.fetchall(
         "SELECT p.id, p.list_address, p.inbox_id, p.sender, unseal(i.raw) AS raw FROM posts p"
         " JOIN inbox i ON i.id = p.inbox_id"
@@ -53,7 +54,8 @@ async def publish_approved(ctx: Context) -> int:
             outgoing_id, count = await enqueue_post(
                 db, now=now, list_address=mlist.address, mail_from=mlist.bounces_address,
                 raw=built.raw, message_id=built.message_id, inbox_id=row["inbox_id"],
-                verp=ctx.config.delivery.verp, personalize=personalize)
+                verp=ctx.config.delivery.verp, personalize=personalize,
+                first_chunk=FIRST_CHUNK)
             await db.execute("UPDATE posts SET outgoing_id = ? WHERE id = ?",
                              (outgoing_id, row["id"]))
             number = None
@@ -67,11 +69,33 @@ async def publish_approved(ctx: Context) -> int:
         elif mlist.archive != "off":
             event("post_not_archived", level="warning", list=mlist.address, post=row["id"],
                   msgid=built.message_id, reason="copy not readable")
+        ctx.wake_sender()  # the first chunk is committed: the first copies leave now
+        count += await queue_rest(ctx, outgoing_id)
         event("post_queued", list=mlist.address, post=row["id"], outgoing=outgoing_id,
               recipients=count, msgid=built.message_id, dmarc_rewrite=rewrite)
-        ctx.wake_sender()
         done += 1
     return done
+
+
+async def queue_rest(ctx: Context, outgoing_id: int) -> int:
+    """Queue a post's remaining members, a chunk per transaction; how many were queued."""
+    total = 0
+    while True:
+        async with ctx.store.transaction() as db:
+            count, done = await queue_more(db, outgoing_id)
+        total += count
+        if count:
+            ctx.wake_sender()
+        if done:
+            return total
+
+
+async def finish_fanouts(ctx: Context) -> None:
+    """Posts whose recipients were not all queued when the daemon stopped or died."""
+    for row in await ctx.store.fetchall(
+            "SELECT id, message_id FROM outgoing WHERE fanout_after IS NOT NULL ORDER BY id"):
+        count = await queue_rest(ctx, row["id"])
+        event("fanout_resumed", outgoing=row["id"], msgid=row["message_id"], recipients=count)
 
 
 async def park_post(ctx: Context, post_id: int, reason: str, *, state: str) -> bool:

@@ -51,6 +51,11 @@ async def enqueue(
     return outgoing_id
 
 
+FIRST_CHUNK = 500  # recipients queued with the post itself: the sender starts on these
+CHUNK = 5000  # recipients per later transaction: few commits, each short for the sender
+ALL = 2**62
+
+
 async def enqueue_post(
     db: aiosqlite.Connection,
     *,
@@ -62,28 +67,63 @@ async def enqueue_post(
     inbox_id: int | None,
     verp: bool,
     personalize: bool,
+    first_chunk: int | None = None,
 ) -> tuple[int, int]:
-    """Queue an approved post for every enabled member; return (id, recipients).
+    """Queue an approved post and its first ``first_chunk`` members; return (id, recipients).
 
-    The recipient rows are made by one INSERT … SELECT over the members
+    With ``first_chunk`` (publishing gives ``FIRST_CHUNK``) the rest follow with
+    ``queue_more`` in transactions of their own, so the sender can start on
+    the first copies while a long list is still being written; without it
+    every member is queued here. The recipient rows are made by INSERT … SELECT over the members
     table, so the member list is never loaded into memory, however long.
     """
     cursor = await db.execute(
         "INSERT INTO outgoing (created_at, kind, list_address, inbox_id, message_id,"
-        " mail_from, verp, personalize, raw) VALUES (?, 'post', ?, ?, ?, ?, ?, ?, seal(?))",
+        " mail_from, verp, personalize, raw, fanout_after)"
+        " VALUES (?, 'post', ?, ?, ?, ?, ?, ?, seal(?), 0)",
         (iso(now), list_address, inbox_id, message_id, mail_from, int(verp),
          int(personalize), raw),
     )
     outgoing_id = cursor.lastrowid
     assert outgoing_id is not None
-    fanned = await db.execute(
-        "INSERT INTO deliveries (outgoing_id, rcpt, domain)"
-        " SELECT ?, coalesce(nullif(address_as_given, ''), address),"
-        "        substr(address, instr(address, '@') + 1)"
-        " FROM members WHERE list_address = ? AND status = 'enabled' ORDER BY id",
-        (outgoing_id, list_address),
-    )
-    return outgoing_id, fanned.rowcount
+    count, _ = await queue_more(db, outgoing_id, first_chunk or ALL)
+    return outgoing_id, count
+
+
+async def queue_more(db: aiosqlite.Connection, outgoing_id: int, limit: int = CHUNK
+                     ) -> tuple[int, bool]:
+    """Queue the next ``limit`` enabled members after the post's cursor; (rows, all queued).
+
+    Call it inside a transaction: the rows and the cursor move together, so a
+    crash between two chunks neither loses nor repeats a member.
+    """
+    async with db.execute("SELECT list_address, fanout_after FROM outgoing WHERE id = ?",
+                          (outgoing_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None or row[1] is None:
+        return 0, True
+    list_address, after = row[0], row[1]
+    async with db.execute(
+        "SELECT max(id), count(*) FROM (SELECT id FROM members WHERE list_address = ?"
+        " AND status = 'enabled' AND id > ? ORDER BY id LIMIT ?)",
+        (list_address, after, limit),
+    ) as cur:
+        upto, found = await cur.fetchone()  # type: ignore[misc]
+    fanned = 0
+    if found:
+        cursor = await db.execute(
+            "INSERT INTO deliveries (outgoing_id, rcpt, domain)"
+            " SELECT ?, coalesce(nullif(address_as_given, ''), address),"
+            "        substr(address, instr(address, '@') + 1)"
+            " FROM members WHERE list_address = ? AND status = 'enabled'"
+            " AND id > ? AND id <= ? ORDER BY id",
+            (outgoing_id, list_address, after, upto),
+        )
+        fanned = cursor.rowcount
+    done = found < limit
+    await db.execute("UPDATE outgoing SET fanout_after = ? WHERE id = ?",
+                     (None if done else upto, outgoing_id))
+    return fanned, done
 
 
 async def strip_delivered(db: aiosqlite.Connection, outgoing_ids: Iterable[int]) -> None:

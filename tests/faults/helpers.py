@@ -83,6 +83,7 @@ class Sink:
     up; ``"stall"`` take the data and never answer (until mode changes); ``"down"``
     is done by ``stop()`` (connection refused) and ``start()`` on the same port.
     ``delay`` slows each DATA answer, to keep a fan-out in progress for a while.
+    It offers PIPELINING, so the daemon's client sends MAIL/RCPT/DATA at once.
     """
 
     def __init__(self, port: int = 0, *, delay: float = 0.0) -> None:
@@ -101,6 +102,13 @@ class Sink:
         self.start()
 
     # -- aiosmtpd hooks --------------------------------------------------------
+    async def handle_EHLO(self, server: SMTP, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        # Offered so that the daemon's fan-out runs pipelined here (aiosmtpd reads
+        # pipelined commands line by line, as any server must).
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str,
                           options: list[str]) -> str:
         envelope.rcpt_tos.append(address)

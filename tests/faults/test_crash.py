@@ -21,9 +21,18 @@ import aiosmtplib
 import pytest
 
 from tests.conftest import LIST, MODERATOR, mail, write_config
-from tests.faults.helpers import FANOUT_MEMBERS, Proc, Sink, add_members, poll, query
+from tests.faults.helpers import (
+    FANOUT_MEMBERS,
+    Proc,
+    Sink,
+    add_members,
+    database,
+    poll,
+    query,
+)
 
 POSTER = "anna@schule0.example"
+BOUNCES = LIST.replace("@", "-bounces@")
 
 
 def open_list(**extra: object) -> dict[str, object]:
@@ -85,6 +94,50 @@ def test_sigkill_mid_fanout_every_member_once_but_the_transactions_in_flight(
         rows = query(config, "SELECT count(*), count(DISTINCT outgoing_id) FROM deliveries"
                              " WHERE outgoing_id IN (SELECT id FROM outgoing WHERE kind='post')")
         assert tuple(rows[0]) == (n, 1), "the post was queued twice"
+    finally:
+        sink.close()
+
+
+async def _queue_first_chunk(config: Path, first_chunk: int) -> int:
+    """What a SIGKILL between two chunks leaves: the post and its first chunk, one commit."""
+    from listserv.outbox import queue as outbox
+    from listserv.store.database import Store
+
+    store = await Store.open(database(config))
+    try:
+        async with store.transaction() as db:
+            outgoing_id, _ = await outbox.enqueue_post(
+                db, now=store.clock(), list_address=LIST, mail_from=BOUNCES,
+                raw=mail(sender=POSTER, subject="Fachtag"), message_id="<chunks@test>",
+                inbox_id=None, verp=False, personalize=False, first_chunk=first_chunk)
+    finally:
+        await store.close()
+    return outgoing_id
+
+
+def test_sigkill_between_chunks_of_queued_recipients_resumes_at_the_cursor(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    n, first_chunk = 1200, 300
+    sink = Sink()
+    try:
+        config = write_config(tmp_path, lists=[open_list()], delivery={
+            "transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": sink.port,
+            "smtp_starttls": "off", "verp": False, "connections": 2,
+            "max_recipients_per_transaction": 10})
+        members = [POSTER] + [f"mitglied{i}@schule{i % 7}.example" for i in range(n - 1)]
+        start(config, procs).kill()  # the database exists, no daemon runs
+        add_members(config, LIST, members)
+        outgoing_id = asyncio.run(_queue_first_chunk(config, first_chunk))
+        cursor = query(config, "SELECT fanout_after FROM outgoing WHERE id = ?", (outgoing_id,))
+        assert cursor[0][0] is not None, "the state between two chunks: more to queue"
+        assert query(config, "SELECT count(*) FROM deliveries")[0][0] == first_chunk
+        start(config, procs)  # publishing at start finds the cursor and goes on
+        poll(lambda: unfinished(config) == 0 and sink.total() >= n, timeout=120)
+        assert sink.snapshot() == {m.lower(): 1 for m in members}, "lost or repeated"
+        assert query(config, "SELECT count(*) FROM deliveries")[0][0] == n
+        assert query(config, "SELECT fanout_after FROM outgoing WHERE id = ?",
+                     (outgoing_id,))[0][0] is None
     finally:
         sink.close()
 
