@@ -60,18 +60,16 @@ from listserv.store.database import Store
 from listserv.store.keys import UNSUBSCRIBE_KEY, key
 from listserv.texts.compose import compose
 from listserv.web import app as pages
+from listserv.web import site
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
 _TOKEN = re.compile(r"[a-z2-7]{32}")
-#: Responses must never be framed (clickjacking the button), cached or leak the URL.
+#: The site's headers (never framed, cached or leaking the URL); the one-click pages
+#: carry their style inline, so only their CSP differs.
 _HEADERS = {
+    **site.HEADERS,
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
                                " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Robots-Tag": "noindex",
 }
 _STYLE = ("body{font-family:system-ui,sans-serif;font-size:1.1rem;line-height:1.5;"
           "margin:0;padding:1rem;color:#222}main{max-width:36rem;margin:auto}"
