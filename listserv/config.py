@@ -150,6 +150,21 @@ class ListConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """``url``: "" (SQLite in data_dir), ``sqlite:///path`` or ``postgresql://user@host/db``;
+    the password only from ``password_file`` or libpq's PGPASSWORD / ~/.pgpass."""
+
+    url: str = ""
+    password_file: str = ""
+    pool_size: int = 8           # connections per daemon (PostgreSQL)
+    lease_seconds: int = 300     # a dead daemon's claims are taken over after this
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -157,10 +172,19 @@ class Config:
     dkim: DkimConfig | None
     web: WebConfig | None
     lists: tuple[ListConfig, ...]
+    store: StoreConfig = StoreConfig()
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (``[store] url`` = sqlite:///…, or data_dir/listserv.sqlite3)."""
+        if self.store.url.startswith("sqlite:///"):
+            return Path(self.store.url.removeprefix("sqlite:///")).absolute()
         return self.server.data_dir / "listserv.sqlite3"
+
+    @property
+    def database_name(self) -> str:
+        """The database as an operator reads it in a message."""
+        return self.store.url if self.store.is_postgresql else str(self.database_path)
 
     def find_list(self, address: str) -> ListConfig | None:
         address = address.lower()
@@ -196,12 +220,11 @@ def load(path: Path) -> Config:
 
 
 def parse(data: dict[str, Any], path: Path) -> Config:
-    known = {"server", "delivery", "dkim", "web", "lists"}
+    known = {"server", "delivery", "dkim", "web", "store", "lists"}
     for key in data:
         if key not in known:
-            raise ConfigError(
-                f"{path}: unknown table or key {key!r} (known: {', '.join(sorted(known))})"
-            )
+            raise ConfigError(f"{path}: unknown table or key {key!r}"
+                              f" (known: {', '.join(sorted(known))})")
 
     def where(table: str) -> str:
         return f"{path}: [{table}]"
@@ -237,6 +260,13 @@ def parse(data: dict[str, Any], path: Path) -> Config:
             raise ConfigError(f"{where('web')} port: {web.port} is the SMTP port of [server];"
                               " give the web endpoint a port of its own")
 
+    store = _build(StoreConfig, _table(data, "store", path), where("store"))
+    if store.url and not (store.is_postgresql or store.url.startswith("sqlite:///")):
+        raise ConfigError(f"{where('store')} url: must start with sqlite:/// or postgresql://")
+    if store.is_postgresql and ":" in store.url.partition("://")[2].rpartition("@")[0]:
+        raise ConfigError(f"{where('store')} url: holds a password; use password_file")
+    if store.pool_size < 2 or store.lease_seconds < 1:
+        raise ConfigError(f"{where('store')} pool_size: at least 2; lease_seconds: at least 1")
     raw_lists = data.get("lists", [])
     if not isinstance(raw_lists, list) or not all(isinstance(x, dict) for x in raw_lists):
         raise ConfigError(f"{path}: lists: must be an array of tables ([[lists]])")
@@ -252,7 +282,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
             raise ConfigError(f"{here} address: {mlist.address} is configured twice")
         seen.add(mlist.address)
         lists.append(mlist)
-    return Config(path, server, delivery, dkim, web, tuple(lists))
+    return Config(path, server, delivery, dkim, web, tuple(lists), store)
 
 
 def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -277,10 +307,7 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name not in table:
-            no_default = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
-            if no_default:
+            if f.default is dataclasses.MISSING is f.default_factory:
                 raise ConfigError(f"{where} {name}: required key is missing")
             continue
         value = table[name]
@@ -296,16 +323,14 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
         elif kind in (str, bool, Path):
             want = str if kind is Path else kind
             if not isinstance(value, want):
-                raise ConfigError(
-                    f"{where} {name}: must be {_TOML_TYPE_NAMES[kind]}, got {value!r}"
-                )
+                raise ConfigError(f"{where} {name}: must be {_TOML_TYPE_NAMES[kind]},"
+                                  f" got {value!r}")
             if kind is Path:
                 value = Path(value)
         choices = f.metadata.get("choices")
         if choices and value not in choices:
-            raise ConfigError(
-                f"{where} {name}: must be one of {', '.join(choices)}, got {value!r}"
-            )
+            raise ConfigError(f"{where} {name}: must be one of {', '.join(choices)},"
+                              f" got {value!r}")
         values[name] = value
     return cls(**values)
 
@@ -354,9 +379,7 @@ def _check_list(mlist: ListConfig, where: str) -> ListConfig:
         raise ConfigError(f"{where} address: a list address cannot contain '+'")
     if not mlist.moderators:
         raise ConfigError(f"{where} moderators: at least one moderator is needed")
-    moderators = tuple(
-        check_address(m, f"{where} moderators") for m in mlist.moderators
-    )
+    moderators = tuple(check_address(m, f"{where} moderators") for m in mlist.moderators)
     if address in moderators:
         raise ConfigError(f"{where} moderators: the list itself cannot be its moderator")
     for name in ("hold_days", "token_days", "replies_per_address_per_day",

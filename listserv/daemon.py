@@ -38,6 +38,7 @@ from listserv.mail.dmarc_lookup import DmarcLookup
 from listserv.ops import preflight
 from listserv.ops.scheduler import Scheduler
 from listserv.roles.table import build_handlers, build_parkers
+from listserv.store.backends import open_store
 from listserv.store.database import Store
 
 if TYPE_CHECKING:  # aiohttp is imported only when [web] is configured
@@ -109,7 +110,7 @@ class Daemon:
     def _announce(self) -> None:
         """The first log lines: which config, where the database is, where mail goes, signed?"""
         cfg = self.config
-        event("starting", config=cfg.path, database=cfg.database_path,
+        event("starting", config=cfg.path, database=cfg.database_name,
               data_dir=cfg.server.data_dir)
         if cfg.delivery.transport == "maildir":
             where = f"maildir:{cfg.server.data_dir / 'outbox' / 'new'}"
@@ -124,7 +125,7 @@ class Daemon:
                   hint="add a [dkim] table and run 'listserv init' to sign")
 
     async def _start(self) -> tuple[str, int]:
-        self.store = await Store.open(self.config.database_path, clock=self.clock)
+        self.store = await open_store(self.config, clock=self.clock)
         self.ctx = Context(config=self.config, store=self.store, clock=self.clock,
                            wake_sender=self.wake_sender, dmarc=self._dmarc,
                            dkim_dns=self._dkim_dns, worker=self.worker)
@@ -136,6 +137,10 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self.sender = Sender(self.config, self.store, clock=self.clock)
         await self.sender.start()
+        # Several daemons on PostgreSQL: rows another daemon commits wake ours too.
+        self.store.on_notify("inbox", self.processor.wake)
+        self.store.on_notify("deliveries", self.sender.wake)
+        await self.store.listen()
         self.scheduler = Scheduler(self.ctx)
         self.scheduler.start()
         web = self.config.web

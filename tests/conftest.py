@@ -13,7 +13,7 @@ import pytest
 from listserv import config as configuration
 from listserv.config import Config
 from listserv.daemon import Daemon
-from tests import pg
+from tests import pg, pgbridge
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -54,6 +54,9 @@ def write_config(
                   "moderators": [MODERATOR], "subject_prefix": "[SAS]"}]
     lines = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in server_table.items()]
     lines += ["", "[delivery]"] + [f"{k} = {toml_value(v)}" for k, v in delivery_table.items()]
+    if pgbridge.ENABLED and "[store]" not in extra:   # the suite on PostgreSQL
+        url = pgbridge.fresh_database(Path(server_table["data_dir"]))
+        lines += ["", "[store]", f"url = {toml_value(url)}"]
     for table in lists:
         lines += ["", "[[lists]]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
     path = directory / "listserv.toml"
@@ -216,3 +219,9 @@ def pg_url(pg_server: pg.PgServer) -> Iterator[str]:
         yield pg_server.url(name)
     finally:
         pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session", autouse=pgbridge.ENABLED)
+def _suite_on_postgresql(request: pytest.FixtureRequest) -> None:
+    """LISTSERV_TEST_STORE=postgresql: every written config names a database (pgbridge)."""
+    pgbridge.server = request.getfixturevalue("pg_server")

@@ -49,13 +49,13 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _init(cfg: Config, args: argparse.Namespace) -> int:
-    from listserv.store.database import Store
+    from listserv.store.backends import open_store
 
     preflight.make_data_dir(cfg)
-    store = await Store.open(cfg.database_path)   # makes data_dir 0700 and the database 0600
+    store = await open_store(cfg)   # makes data_dir 0700 and an SQLite file 0600
     version = await store.schema_version()
     await store.close()
-    print(f"database {cfg.database_path}: schema version {version}")
+    print(f"database {cfg.database_name}: schema version {version}")
     from listserv.store import keys
 
     for name in (keys.MAIL_KEY, keys.VERP_KEY, keys.UNSUBSCRIBE_KEY):

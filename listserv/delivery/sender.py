@@ -54,6 +54,10 @@ from listserv.store import keys
 from listserv.store.database import Store
 
 _SENTINEL = None
+# Claimed in order: new rows, due retries, (PostgreSQL) rows of a daemon that died.
+CLAIMS = (("state = 'pending' AND next_attempt IS NULL", "outgoing_id, domain"),
+          ("state = 'deferred' AND next_attempt <= :now", "next_attempt"),
+          ("state = 'sending' AND lease_until < :now AND claimed_by <> :me", "id"))
 
 
 class Sender:
@@ -105,11 +109,8 @@ class Sender:
     # -- life cycle ----------------------------------------------------------
 
     async def start(self) -> None:
-        async with self.store.transaction() as db:
-            cur = await db.execute("UPDATE deliveries SET state = 'pending', next_attempt = NULL"
-                                   " WHERE state = 'sending'")
-        if cur.rowcount:
-            event("recovered_deliveries", level="warning", requeued=cur.rowcount)
+        if requeued := await self.store.release_sending():
+            event("recovered_deliveries", level="warning", requeued=requeued)
         if self.config.delivery.personalize:  # start the processes before the first post
             self._personal = PersonalCopyMaker(self.config, self.store, self.dkim,
                                                self.sign_workers)
@@ -198,19 +199,18 @@ class Sender:
         # Not fsynced: after a power loss a claim may be lost, and the row is
         # simply claimed again (see Store.transaction).
         async with self.store.transaction() as db:
-            for where, order in (("state = 'pending' AND next_attempt IS NULL",
-                                  "outgoing_id, domain"),
-                                 ("state = 'deferred' AND next_attempt <= :now",
-                                  "next_attempt")):
+            for where, order in CLAIMS[: 3 if self.store.shared else 2]:
                 limit = self.batch_size - len(rows)
                 if limit <= 0:
                     break
                 async with db.execute(
-                    "UPDATE deliveries SET state = 'sending', updated_at = :now"
+                    "UPDATE deliveries SET state = 'sending', updated_at = :now,"
+                    " claimed_by = :me, lease_until = :lease"
                     f" WHERE id IN (SELECT id FROM deliveries WHERE {where}"
-                    f"              ORDER BY {order} LIMIT :limit)"
+                    f"              ORDER BY {order} LIMIT :limit{self.store.skip_locked})"
                     " RETURNING id, outgoing_id, rcpt, domain, attempts",
-                    {"now": now, "limit": limit},
+                    {"now": now, "limit": limit, "me": self.store.claimer,
+                     "lease": iso(self.clock() + self.store.lease)},
                 ) as cur:
                     rows += [Claimed(*r) for r in await cur.fetchall()]
         rows.sort(key=lambda r: (r.outgoing_id, r.domain, r.id))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -55,6 +56,7 @@ class JobSpec:
     trigger: Callable[[str], BaseTrigger]
     what: str
     at_start: bool = False  # also run once right after start (crash recovery)
+    once_per: str = ""      # strftime of the slot (day, hour) it runs once in, across daemons
 
 
 async def delivery_retries(ctx: Context) -> None:
@@ -63,6 +65,8 @@ async def delivery_retries(ctx: Context) -> None:
     sleeps until its next due retry by itself; this job is the backstop."""
     ctx.wake_sender()
 
+
+DAY, HOUR = "%Y-%m-%d", "%Y-%m-%dT%H"   # slots in the list's time zone
 
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("delivery_retries", delivery_retries,
@@ -74,28 +78,35 @@ JOBS: tuple[JobSpec, ...] = (
             at_start=True),
     JobSpec("remind_moderators", posts.remind_moderators,
             lambda tz: CronTrigger(hour=8, minute=0, timezone=tz),
-            "daily reminder of posts held for more than a day"),
+            "daily reminder of posts held for more than a day",
+            once_per=DAY),
     JobSpec("expire_held", posts.expire_held,
             lambda tz: CronTrigger(minute=15, timezone=tz),
-            "expire posts held longer than hold_days; tell the poster"),
+            "expire posts held longer than hold_days; tell the poster",
+            once_per=HOUR),
     JobSpec("expire_tokens", expire_tokens,
             lambda tz: CronTrigger(hour=3, minute=30, timezone=tz),
-            "delete long-expired and long-used tokens"),
+            "delete long-expired and long-used tokens",
+            once_per=DAY),
     JobSpec("retention", retention.purge,
             lambda tz: CronTrigger(hour=2, minute=0, timezone=tz),
-            "delete raw mail handled more than retention_days ago (DSGVO)"),
+            "delete raw mail handled more than retention_days ago (DSGVO)",
+            once_per=DAY),
     JobSpec("backup", backup.backup_job,
             lambda tz: CronTrigger(hour=2, minute=30, timezone=tz),
-            "online backup of the database into data_dir/backups, keep the newest 7"),
+            "online backup of the database into data_dir/backups, keep the newest 7",
+            once_per=DAY),
     JobSpec("bounce_decay", upkeep.decay,
             lambda tz: CronTrigger(hour=4, minute=0, timezone=tz),
-            "halve the bounce score of members without a bounce for a week"),
+            "halve the bounce score of members without a bounce for a week",
+            once_per=DAY),
     JobSpec("notify_disabled", upkeep.notify_disabled,
             lambda tz: IntervalTrigger(minutes=10, timezone=tz),
             "tell members disabled for bounces, and the moderators, once"),
     JobSpec("summarise_notices", summarise_notices,
             lambda tz: CronTrigger(minute=45, timezone=tz),
-            "one summary of the notices the daily cap held back, per moderator"),
+            "one summary of the notices the daily cap held back, per moderator",
+            once_per=HOUR),
 )
 
 
@@ -114,6 +125,8 @@ class Scheduler:
     def _runner(self, spec: JobSpec) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             try:
+                if spec.once_per and not await self._take(spec):
+                    return
                 result = await spec.func(self.ctx)
                 if result:  # quiet when there was nothing to do
                     event("job_done", job=spec.id, result=result)
@@ -122,6 +135,15 @@ class Scheduler:
                       error=f"{type(exc).__name__}: {exc}")
 
         return run
+
+    async def _take(self, spec: JobSpec) -> bool:
+        """The slot is ours to run (another daemon on the same database did not take it)."""
+        zone = ZoneInfo(self.ctx.config.server.timezone)
+        slot = self.ctx.clock().astimezone(zone).strftime(spec.once_per)
+        taken = await self.ctx.store.run_once(spec.id, slot)
+        if not taken:
+            event("job_skipped", job=spec.id, slot=slot, why="another daemon ran it")
+        return taken
 
     def start(self) -> None:
         self._scheduler.start()

@@ -107,8 +107,8 @@ async def _under_cap(db: aiosqlite.Connection, mlist: ListConfig, rcpt: str, kin
     if kind in UNCAPPED or kind.startswith(ACKNOWLEDGEMENT):
         return True
     async with db.execute(
-        "SELECT count(*), coalesce(sum(kind = ?), 0) FROM notice_log WHERE list_address = ?"
-        " AND rcpt = ? AND at > ? AND suppressed = 0",
+        "SELECT count(*), coalesce(sum(CASE WHEN kind = ? THEN 1 ELSE 0 END), 0)"
+        " FROM notice_log WHERE list_address = ? AND rcpt = ? AND at > ? AND suppressed = 0",
         (kind, mlist.address, rcpt.lower(), iso(now - timedelta(days=1))),
     ) as cur:
         row = await cur.fetchone()

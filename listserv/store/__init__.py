@@ -1,13 +1,15 @@
-"""The store: one SQLite file, its ordered migrations, and the rows that cross it.
+"""The store: SQLite or PostgreSQL, one list of migrations, and the rows that cross it.
 
 ``database.Store`` owns the one write connection (WAL, ``synchronous =
 FULL``, ``BEGIN IMMEDIATE`` per change); every state change elsewhere is a
 function run inside one of its transactions. ``migrations`` is the schema
 as an append-only list; ``rows`` the row types intake hands in and
-handlers get out. A second backend (PostgreSQL) goes here, beside
-``database``.
+handlers get out. ``postgres.PgStore`` is the same interface on
+PostgreSQL, for several daemons on one database; ``dialect`` says the
+shell's SQL (written once, for SQLite) again for it, and ``backends``
+opens whichever ``[store] url`` names.
 
-Core: rows, migrations, seal
-Shell: database, keys, replay
-May import: clock, errors, mail
+Core: rows, migrations, migrations_pg, seal, dialect
+Shell: database, postgres, backends, keys, replay
+May import: clock, config, errors, mail
 """

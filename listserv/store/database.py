@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -35,17 +37,29 @@ MAX_ATTEMPTS = 5  # a message that fails this often is parked as 'failed'
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection, path: Path, clock: Clock) -> None:
-        self._db = db
+    """The SQLite store; ``postgres.PgStore`` is the same interface on PostgreSQL."""
+
+    dialect = "sqlite"
+    shared = False        # several daemons on one database (PostgreSQL only)
+    skip_locked = ""      # appended to a claim's sub-select where rows can be locked
+
+    def __init__(self, db: aiosqlite.Connection | None, path: Path, clock: Clock, *,
+                 instance: str = "", lease: float = 300.0) -> None:
+        self._db = db  # type: ignore[assignment]
         self.path = path
         self.clock = clock
+        # Who claims rows: this installation (host and data_dir) and this process.
+        self.instance = instance or f"{socket.gethostname()}:{path}"
+        self.claimer = f"{self.instance}/{os.getpid()}"
+        self.lease = timedelta(seconds=lease)
         self._lock = asyncio.Lock()
         self._pending: list[tuple[Sequence[NewInbound], asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
-        cls, path: Path, *, clock: Clock = utcnow, busy_timeout: float = 5.0
+        cls, path: Path, *, clock: Clock = utcnow, busy_timeout: float = 5.0,
+        instance: str = "",
     ) -> Store:
         try:
             keys.private_dir(path.parent)
@@ -70,7 +84,7 @@ class Store:
             await db.create_function("unseal_text", 1, sealer.unseal_text, deterministic=True)
             for suffix in ("-wal", "-shm"):
                 keys.tighten(path.with_name(path.name + suffix))
-            store = cls(db, path, clock)
+            store = cls(db, path, clock, instance=instance)
             await store._migrate()
         except sqlite3.Error as exc:
             await db.close()
@@ -78,9 +92,32 @@ class Store:
         return store
 
     async def close(self) -> None:
+        await self.close_writes()
+        await self._db.close()
+
+    async def close_writes(self) -> None:
+        """Wait for the intake rows being committed."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
-        await self._db.close()
+
+    def on_notify(self, what: str, wake: object) -> None:
+        """One process owns an SQLite file: its own wake calls are all there is."""
+
+    async def listen(self) -> None:
+        """Nothing to listen to (see ``on_notify``)."""
+
+    async def run_once(self, job: str, slot: str) -> bool:
+        """Take the run of ``job`` for ``slot`` (a day, an hour); False if it was taken.
+
+        With several daemons on one database each scheduler fires every job;
+        the first to insert the row runs it, the others see it and skip, so
+        a daily job runs once a day across all of them.
+        """
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO job_runs (job, slot, claimed_by, started_at)"
+                " VALUES (?, ?, ?, ?)", (job, slot, self.claimer, iso(self.clock())))
+        return cur.rowcount == 1
 
     async def _migrate(self) -> None:
         await self._db.execute(
@@ -94,7 +131,7 @@ class Store:
             # executescript would COMMIT on its own; run the statements
             # ourselves so each step is one transaction.
             async with self.transaction() as db:
-                for statement in _statements(script):
+                for statement in statements(script):
                     await db.execute(statement)
                 await db.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
@@ -205,6 +242,18 @@ class Store:
             )
         return requeued.rowcount, parked.rowcount
 
+    async def release_sending(self) -> int:
+        """At the sender's start: deliveries a crash left ``sending`` are ``pending`` again.
+
+        Only this installation's own claims: on PostgreSQL another daemon's are
+        alive, or are taken over when their lease runs out (``sender.CLAIMS``).
+        """
+        mine = self.instance + "/%" if self.shared else "%"
+        async with self.transaction() as db:
+            cur = await db.execute("UPDATE deliveries SET state = 'pending', next_attempt = NULL"
+                                   " WHERE state = 'sending' AND claimed_by LIKE ?", (mine,))
+        return int(cur.rowcount)
+
     async def claim_next(self) -> InboxItem | None:
         """Claim the oldest due row (state new -> processing), committed."""
         now = iso(self.clock())
@@ -294,7 +343,7 @@ class Store:
         return {row[0]: row[1] for row in rows}
 
 
-def _statements(script: str) -> list[str]:
+def statements(script: str) -> list[str]:
     """Split a migration into statements (migrations hold no ';' in literals)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -92,10 +92,11 @@ async def post_decision(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such post\n", headers=site.HEADERS)
     req = _request_of(request, mlist, who)
     async with ctx.store.transaction() as db:
-        async with db.execute(
+        async with db.execute(   # the post's notice: read in Python, as both stores can
                 "SELECT * FROM tokens WHERE action = 'moderate_post' AND list_address = ?"
-                " AND json_extract(data, '$.post') = ?", (mlist.address, post["id"])) as cur:
-            found = await cur.fetchone()
+                " AND used_at IS NULL", (mlist.address,)) as cur:
+            found = next((row for row in await cur.fetchall()
+                          if json.loads(row["data"]).get("post") == post["id"]), None)
         if post["state"] != "held" or found is None or found["used_at"] is not None:
             outcome, done = f"post {post['id']} was already decided", "already"
         elif found["expires_at"] <= req.item.received_at:

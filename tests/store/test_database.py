@@ -1,4 +1,4 @@
-"""The store against a real SQLite file: migrations, group commit, crash recovery."""
+"""The store on both backends (SQLite file, PostgreSQL server): group commit, crash recovery."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from listserv.errors import StoreError
 from listserv.store.database import MAX_ATTEMPTS, Store
 from listserv.store.migrations import MIGRATIONS
 from listserv.store.rows import NewInbound
+from tests.store.conftest import Opener
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -56,8 +57,8 @@ async def test_reopening_keeps_rows_and_applies_only_new_steps(tmp_path: Path, m
     await store.close()
 
 
-async def test_concurrent_inserts_are_group_committed(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_concurrent_inserts_are_group_committed(opener: Opener) -> None:
+    store = await opener()
     results = await asyncio.gather(*(store.add_inbound([inbound(i)]) for i in range(200)))
     ids = [r[0] for r in results]
     assert len(set(ids)) == 200
@@ -69,8 +70,8 @@ async def test_concurrent_inserts_are_group_committed(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_failed_write_leaves_nothing(opener: Opener) -> None:
+    store = await opener()
     good = inbound(2)
     # A row that breaks a constraint fails the whole message, not half of it.
     broken = NewInbound(**{**inbound(3).__dict__, "mail_from": None})  # NOT NULL
@@ -82,16 +83,15 @@ async def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_claim_is_in_order_and_survives_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+async def test_claim_is_in_order_and_survives_a_crash(opener: Opener) -> None:
+    store = await opener()
     await store.add_inbound([inbound(1)])
     await store.add_inbound([inbound(2)])
     first = await store.claim_next()
     assert first is not None and first.message_id == "<1@x>"
     # The process dies here: no finish(). Simulate by dropping the connection.
     await store.close()
-    store = await Store.open(path)
+    store = await opener()
     assert await store.recover_claimed() == (1, 0)
     again = await store.claim_next()
     assert again is not None and again.id == first.id and again.attempts == 2
@@ -101,8 +101,8 @@ async def test_claim_is_in_order_and_survives_a_crash(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_poison_message_is_parked_not_retried_forever(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_poison_message_is_parked_not_retried_forever(opener: Opener) -> None:
+    store = await opener()
     await store.add_inbound([inbound(1)])
     for _ in range(MAX_ATTEMPTS):
         item = await store.claim_next()
@@ -113,9 +113,9 @@ async def test_poison_message_is_parked_not_retried_forever(tmp_path: Path) -> N
     await store.close()
 
 
-async def test_failed_attempt_is_retried_after_backoff(tmp_path: Path) -> None:
+async def test_failed_attempt_is_retried_after_backoff(opener: Opener) -> None:
     clock = Clock()
-    store = await Store.open(tmp_path / "db.sqlite3", clock=clock)
+    store = await opener(clock=clock)
     await store.add_inbound([inbound(1)])
     item = await store.claim_next()
     assert item is not None

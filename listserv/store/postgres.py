@@ -1,0 +1,371 @@
+"""The PostgreSQL store: the same interface as ``database.Store``, for several daemons.
+
+Selected by ``[store] url = "postgresql://…"``. The shell writes its SQL
+once, in SQLite's dialect; ``store.dialect`` says it again for PostgreSQL,
+and ``PgConnection`` gives it the shape of an aiosqlite connection
+(``execute`` as an awaitable and an async context manager, cursors with
+``fetchone``, ``fetchall``, ``rowcount`` and ``lastrowid``, rows readable by
+index and by name). So every shell module runs on both backends unchanged,
+and the store tests run against both.
+
+What is different, and why:
+
+* **Several daemons.** Inbox rows are claimed with ``FOR UPDATE SKIP
+  LOCKED`` and a lease (``inbox.claimed_by``, ``lease_until``): two daemons
+  never take the same row, and a dead daemon's claim is taken over once its
+  lease has run out. At start a daemon takes back only the claims of its own
+  earlier life (same ``instance``), never another live daemon's.
+* **Durability.** ``synchronous_commit = on`` for every connection: intake's
+  ``250`` follows a commit that is on the server's disk. A database that
+  cannot be reached is a ``StoreError``, which intake answers with ``451``.
+* **Waking.** An insert into ``deliveries`` or ``inbox`` sends ``NOTIFY
+  listserv`` with the table's name at commit; every daemon listens and wakes
+  its sender or processor, so work committed by one daemon is seen by all
+  without polling.
+* **Sealing** is done here, in Python, not by SQL functions: the key never
+  goes to the database server.
+* **Migrations** run under an advisory lock, so two daemons started at once
+  do not both apply a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import decimal
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from listserv.clock import Clock, iso, utcnow
+from listserv.errors import StoreError
+from listserv.store import dialect, keys
+from listserv.store.database import MAX_ATTEMPTS, Store, statements
+from listserv.store.migrations_pg import postgres_migrations
+from listserv.store.rows import InboxItem
+from listserv.store.seal import Sealer
+
+CHANNEL = "listserv"
+MIGRATION_LOCK = 0x6C697374   # "list": the advisory lock key of schema changes
+# What a dead server, a refused connection or a broken pool raise.
+_FAULTS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """A result row readable by index and by column name, like ``aiosqlite.Row``."""
+
+    _index: dict[str, int]
+
+    def __new__(cls, values: Iterable[Any], index: dict[str, int]) -> Row:
+        row = super().__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+class PgCursor:
+    def __init__(self, rows: list[Row], rowcount: int, lastrowid: int | None) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    async def fetchone(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[Row]:
+        return self._rows
+
+    def __aiter__(self) -> AsyncIterator[Row]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Row]:
+        for row in self._rows:
+            yield row
+
+
+class _Pending:
+    """What ``execute`` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self._run = run
+
+    def __await__(self) -> Any:
+        return self._run().__await__()
+
+    async def __aenter__(self) -> PgCursor:
+        cursor: PgCursor = await self._run()
+        return cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class PgConnection:
+    """An asyncpg connection, or the pool for single reads, spoken to like aiosqlite."""
+
+    def __init__(self, target: asyncpg.Connection | asyncpg.Pool, sealer: Sealer) -> None:
+        self._target = target
+        self._sealer = sealer
+        self.notify: set[str] = set()
+
+    def execute(self, sql: str, params: Any = ()) -> _Pending:
+        return _Pending(lambda: self._execute(sql, params))
+
+    async def executemany(self, sql: str, many: Iterable[Any]) -> None:
+        t = dialect.to_postgres(sql)
+        args = [self._arguments(t, params) for params in many]
+        if not args:
+            return
+        if t.notify:
+            self.notify.add(t.notify)
+        try:
+            await self._target.executemany(t.sql, args)
+        except _FAULTS as exc:
+            raise StoreError(f"write failed: {exc}") from exc
+
+    async def _execute(self, sql: str, params: Any) -> PgCursor:
+        t = dialect.to_postgres(sql)
+        args = self._arguments(t, params)
+        if t.notify:
+            self.notify.add(t.notify)
+        try:
+            if t.returns_rows:
+                records = await self._target.fetch(t.sql, *args)
+                rows = self._rows(t, records)
+                lastrowid = rows[-1][0] if t.returning_id and rows else None
+                return PgCursor(rows, len(rows) if t.returning_id or "RETURNING" in t.sql
+                                else -1, lastrowid)
+            status = await self._target.execute(t.sql, *args)
+        except _FAULTS as exc:
+            raise StoreError(f"database: {type(exc).__name__}: {exc}") from exc
+        return PgCursor([], dialect.status_count(status), None)
+
+    def _arguments(self, t: dialect.Translated, params: Any) -> list[object]:
+        args = dialect.arguments(t, params)
+        for position in t.sealed:
+            args[position] = self._sealer.seal(args[position])  # type: ignore[arg-type]
+        return args
+
+    def _rows(self, t: dialect.Translated, records: list[asyncpg.Record]) -> list[Row]:
+        if not records:
+            return []
+        index = {name: i for i, name in enumerate(records[0].keys())}
+        opened = [(index[name], kind) for name, kind in t.unsealed if name in index]
+        rows = []
+        for record in records:
+            values = [_plain(v) for v in record.values()]
+            for i, kind in opened:
+                values[i] = (self._sealer.unseal_text(values[i]) if kind == "text"
+                             else self._sealer.unseal(values[i]))
+            rows.append(Row(values, index))
+        return rows
+
+
+def _plain(value: Any) -> Any:
+    """What SQLite would have returned: ints for whole sums, bytes for bytea."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+class PgStore(Store):
+    """``Store`` on PostgreSQL; see the module docstring for what differs."""
+
+    dialect = "postgresql"
+    shared = True
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, data_dir: Path, clock: Clock,
+                 instance: str, lease: float) -> None:
+        super().__init__(None, data_dir / "postgresql", clock, instance=instance, lease=lease)
+        self._pool = pool
+        self._sealer = sealer
+        self._write = asyncio.Lock()
+        self._listener: asyncpg.Connection | None = None
+        self._wakers: dict[str, list[Callable[[], None]]] = {}
+
+    @classmethod
+    async def connect(cls, url: str, *, data_dir: Path, password: str | None = None,
+                      clock: Clock = utcnow, instance: str = "", lease: float = 300.0,
+                      pool_size: int = 8) -> PgStore:
+        try:
+            keys.private_dir(data_dir)
+            sealer = Sealer(keys.key(data_dir, keys.MAIL_KEY))
+            pool = await asyncpg.create_pool(
+                url, password=password, min_size=1, max_size=pool_size, timeout=10,
+                command_timeout=60, server_settings={"synchronous_commit": "on"})
+        except (*_FAULTS, ValueError) as exc:
+            raise StoreError(f"{_safe(url)}: cannot connect: {exc}") from exc
+        store = cls(pool, sealer, data_dir, clock, instance, lease)
+        try:
+            await store.migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await super().close_writes()
+        if self._listener is not None:
+            await self._listener.close()
+        await self._pool.close()
+
+    async def migrate(self) -> None:
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+            for version, script in postgres_migrations():
+                if version <= current:
+                    continue
+                for statement in statements(script):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
+                    version, iso(self.clock()))
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """One pooled connection; a server that cannot be reached is ``StoreError``."""
+        try:
+            conn = await self._pool.acquire(timeout=10)
+        except _FAULTS as exc:
+            raise StoreError(f"database unreachable: {exc}") from exc
+        try:
+            yield conn
+        except _FAULTS as exc:
+            raise StoreError(f"database: {exc}") from exc
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PgConnection]:  # type: ignore[override]
+        """One write transaction; one at a time per daemon, as in SQLite."""
+        async with self._write, self.connection() as conn:
+            db = PgConnection(conn, self._sealer)
+            tx = conn.transaction()
+            try:
+                await tx.start()
+            except _FAULTS as exc:
+                raise StoreError(f"cannot begin a write: {exc}") from exc
+            try:
+                yield db
+                for payload in sorted(db.notify):
+                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                await tx.commit()
+            except BaseException as exc:
+                if not conn.is_closed():
+                    with contextlib.suppress(*_FAULTS):
+                        await tx.rollback()
+                if isinstance(exc, _FAULTS):
+                    raise StoreError(f"write failed: {exc}") from exc
+                raise
+        self._wake_here(db.notify)
+
+    @property
+    def reader(self) -> PgConnection:  # type: ignore[override]
+        return PgConnection(self._pool, self._sealer)
+
+    async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[Row]:  # type: ignore[override]
+        cursor = await self.reader.execute(sql, params)
+        return await cursor.fetchall()
+
+    async def fetchone(self, sql: str, params: Sequence[object] = ()) -> Row | None:  # type: ignore[override]
+        cursor = await self.reader.execute(sql, params)
+        return await cursor.fetchone()
+
+    # -- several daemons -------------------------------------------------------
+
+    async def recover_claimed(self) -> tuple[int, int]:
+        """At start: take back the claims of this instance's earlier life only."""
+        mine = self.instance + "/%"
+        async with self.transaction() as db:
+            parked = await db.execute(
+                "UPDATE inbox SET state = 'failed', outcome = 'crashed while processing',"
+                " handled_at = ? WHERE state = 'processing' AND attempts >= ?"
+                " AND claimed_by LIKE ?", (iso(self.clock()), MAX_ATTEMPTS, mine))
+            requeued = await db.execute(
+                "UPDATE inbox SET state = 'new' WHERE state = 'processing'"
+                " AND claimed_by LIKE ?", (mine,))
+        return requeued.rowcount, parked.rowcount
+
+    async def claim_next(self) -> InboxItem | None:
+        """The oldest due row, or one whose claimer's lease ran out; never a live claim."""
+        now = self.clock()
+        async with self.transaction() as db, db.execute(
+            "UPDATE inbox SET state = 'processing', attempts = attempts + 1,"
+            " claimed_by = ?, lease_until = ?"
+            " WHERE id = (SELECT id FROM inbox WHERE (state = 'new'"
+            "             AND (not_before IS NULL OR not_before <= ?))"
+            "             OR (state = 'processing' AND lease_until < ?)"
+            "             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, received_at, peer, mail_from, rcpt, list_address, role,"
+            "           unseal_text(extension) AS extension, message_id, unseal(raw) AS raw,"
+            "           attempts",
+            (self.claimer, iso(now + self.lease), iso(now), iso(now)),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return InboxItem(**{k: row[k] for k in row.keys()})  # noqa: SIM118
+
+    def on_notify(self, what: str, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when any daemon commits new rows of ``what`` (inbox, deliveries)."""
+        self._wakers.setdefault(what, []).append(wake)
+
+    async def listen(self) -> None:
+        """Open the LISTEN connection (the daemon calls this once it has its wakers)."""
+        try:
+            self._listener = await self._pool.acquire(timeout=10)
+            await self._listener.add_listener(CHANNEL, self._heard)
+        except _FAULTS as exc:
+            raise StoreError(f"cannot listen for notifications: {exc}") from exc
+
+    def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._wake_here({payload})
+
+    def _wake_here(self, what: set[str]) -> None:
+        for payload in what:
+            for wake in self._wakers.get(payload, ()):
+                wake()
+
+    async def scrub(self) -> None:
+        """Rewrite the tables an erasure touched, so dead row versions are gone.
+
+        ``VACUUM FULL`` writes each table anew and drops the old files; what
+        the server's WAL and the operator's base backups still hold ages out
+        with their retention (docs/operating-postgresql.md).
+        """
+        try:
+            async with self._write, self.connection() as conn:
+                for table in ("members", "consent_log", "tokens", "inbox", "outgoing",
+                              "deliveries", "posts", "reply_log", "notice_log", "archive",
+                              "archive_fts", "archive_parts", "dkim_seen", "login_links",
+                              "web_sessions"):
+                    await conn.execute(f"VACUUM FULL {table}")
+        except StoreError as exc:
+            raise StoreError(f"cannot scrub the database (run it again): {exc}") from exc
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for a message an operator reads."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        rest = credentials.split(":", 1)[0] + "@" + host
+    return scheme + sep + rest
