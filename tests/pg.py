@@ -25,7 +25,11 @@ Choices, written down because the issue is silent on them:
 - The databases belong to ``OWNER_ROLE`` (``listserv``), a role without
   superuser rights, as in deploy/postgresql/README.md: a backend that
   needs more than owning its database fails here, not at the operator's.
-- Encoding UTF8 with the C locale: byte order, as SQLite compares text.
+- Encoding UTF8 with the locale C.UTF-8: byte (code point) order, as
+  SQLite compares text, and character classes that know letters beyond
+  ASCII, so the archive's text search reads "Übergänge" as one word and
+  lowercases it (in plain C it would not). deploy/postgresql says the same
+  for the operator's database.
 - As root (CI), ``initdb`` refuses to run, so ``initdb`` and ``pg_ctl``
   run as the ``postgres`` system user (``runuser -u postgres --``), which
   owns the cluster's directories. Clients (``psql``, asyncpg) run as the
@@ -175,7 +179,7 @@ class PgServer:
         self._own(self.data_dir, self.socket_dir, self.log_file.parent)
         done = self._server_command(
             self.bin_dir / "initdb", "-D", self.data_dir, "-U", SUPERUSER, "--auth=trust",
-            "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions")
+            "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
         if done.returncode != 0:
             raise PgStartError(f"initdb failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         with (self.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:

@@ -26,7 +26,7 @@ import aiosqlite
 
 from listserv.archive import extract
 from listserv.archive.extract import Part
-from listserv.archive.query import HIT_END, HIT_START, Page, fts_query, valid_month
+from listserv.archive.query import HIT_END, HIT_START, Page, fts_query, terms, valid_month
 
 #: bm25 weights of subject, sender name and body: a word in the subject counts most.
 WEIGHTS = (10.0, 2.0, 1.0)
@@ -157,6 +157,8 @@ async def attachment(db: aiosqlite.Connection, list_address: str, number: int,
 async def search(db: aiosqlite.Connection, list_address: str, words: str,
                  page: Page | None = None) -> Hits | None:
     """Ranked hits for ``words`` in the list's archive; None when no word is searchable."""
+    if getattr(db, "dialect", "sqlite") == "postgresql":
+        return await _search_postgresql(db, list_address, words, page or Page(1, 10))
     match = fts_query(words)
     if match is None:
         return None
@@ -174,7 +176,7 @@ async def search(db: aiosqlite.Connection, list_address: str, words: str,
         db, "SELECT rowid FROM (SELECT f.rowid AS rowid,"
             f" bm25(archive_fts, {', '.join(map(str, WEIGHTS))}) AS score"
             f" FROM archive_fts f{join} WHERE archive_fts MATCH ?{where}"
-            " ORDER BY f.rowid DESC LIMIT ?) ORDER BY score, rowid DESC LIMIT ? OFFSET ?",
+            " ORDER BY f.rowid DESC LIMIT ?) AS newest ORDER BY score, rowid DESC LIMIT ? OFFSET ?",
         (match, *params, RANKED, page.size, page.offset))
     order = {row[0]: i for i, row in enumerate(ranked)}
     rows = await _rows(
@@ -185,6 +187,40 @@ async def search(db: aiosqlite.Connection, list_address: str, words: str,
     rows.sort(key=lambda r: order[r[0]])
     total_rows = await _rows(
         db, f"SELECT count(*) FROM (SELECT 1 FROM archive_fts f{join}"
-            f" WHERE archive_fts MATCH ?{where} LIMIT ?)", (match, *params, COUNTED + 1))
+            f" WHERE archive_fts MATCH ?{where} LIMIT ?) AS hits", (match, *params, COUNTED + 1))
     return Hits(hits=[Hit(_summary(r), r["snip"]) for r in rows],
                 total=int(total_rows[0][0]) if total_rows else 0, page=page)
+
+
+async def _search_postgresql(db: aiosqlite.Connection, list_address: str, words: str,
+                             page: Page) -> Hits | None:
+    """``search`` on PostgreSQL: the same terms, bounds and page, with tsvector and GIN.
+
+    Each term of ``query.terms`` (letters, digits and spaces only) is one
+    ``phraseto_tsquery`` (adjacent words, as an FTS5 phrase), all of them
+    required. Ranking is ``ts_rank`` over the weighted subject (A), sender
+    name (B) and body; the snippet is ``ts_headline`` with our hit markers.
+    """
+    found = terms(words)
+    if not found:
+        return None
+    query = " && ".join("phraseto_tsquery('simple', ?)" for _ in found)
+    options = (f"StartSel={HIT_START}, StopSel={HIT_END}, MaxWords={SNIPPET_TOKENS},"
+               ' MinWords=6, MaxFragments=1, FragmentDelimiter=" … "')
+    base = (" FROM archive_fts f JOIN archive a ON a.id = f.rowid"
+            f" WHERE f.doc @@ ({query}) AND a.list_address = ?")
+    ranked = await _rows(
+        db, f"SELECT rowid FROM (SELECT f.rowid AS rowid, ts_rank(f.doc, ({query})) AS score"
+            f"{base} ORDER BY f.rowid DESC LIMIT ?) AS newest"
+            " ORDER BY score DESC, rowid DESC LIMIT ? OFFSET ?",
+        (*found, *found, list_address, RANKED, page.size, page.offset))
+    order = {row[0]: i for i, row in enumerate(ranked)}
+    rows = await _rows(
+        db, f"SELECT f.rowid, ts_headline('simple', f.subject || ' — ' || f.body, ({query}),"
+            f" ?) AS snip, {_SUMMARY}{base} AND f.rowid = ANY(?)",
+        (*found, options, *found, list_address, list(order))) if order else []
+    rows.sort(key=lambda r: order[r[0]])
+    total = await _rows(db, f"SELECT count(*) FROM (SELECT 1{base} LIMIT ?) AS hits",
+                        (*found, list_address, COUNTED + 1))
+    return Hits(hits=[Hit(_summary(r), r["snip"]) for r in rows],
+                total=int(total[0][0]) if total else 0, page=page)

@@ -46,6 +46,7 @@ _UNSEAL = re.compile(
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 _UPDATE = re.compile(r"^\s*UPDATE\s+(\w+)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_INSERT_SELECT = re.compile(r"\)\s*SELECT\b", re.IGNORECASE)
 _ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b", re.IGNORECASE)
 _WORDS = (
     (re.compile(r"\bNOT\s+LIKE\b", re.IGNORECASE), "NOT ILIKE"),
@@ -96,7 +97,8 @@ def to_postgres(sql: str) -> Translated:
         if insert.group(1):
             text = _INSERT.sub(lambda m: f"INSERT INTO {m.group(2)}", text, count=1)
             text = _before_returning(text, " ON CONFLICT DO NOTHING")
-        if table in ID_TABLES and not _RETURNING.search(text):
+        many = _INSERT_SELECT.search(text) is not None   # lastrowid means nothing there
+        if table in ID_TABLES and not many and not _RETURNING.search(text):
             text = text.rstrip().rstrip(";") + " RETURNING id"
             returning_id = True
     else:

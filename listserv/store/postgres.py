@@ -114,6 +114,8 @@ class _Pending:
 class PgConnection:
     """An asyncpg connection, or the pool for single reads, spoken to like aiosqlite."""
 
+    dialect = "postgresql"   # for the few readers that say a thing differently (archive search)
+
     def __init__(self, target: asyncpg.Connection | asyncpg.Pool, sealer: Sealer) -> None:
         self._target = target
         self._sealer = sealer

@@ -41,9 +41,15 @@ def post(n: int, *, subject: str = "", date: str = "", reply_to: str = "",
     return msg.as_bytes()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "var" / "listserv.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The archive on both backends (FTS5 in SQLite, tsvector and GIN in PostgreSQL)."""
+    if request.param == "sqlite":
+        s = await Store.open(tmp_path / "var" / "listserv.sqlite3")
+    else:
+        from listserv.store.postgres import PgStore
+
+        s = await PgStore.connect(request.getfixturevalue("pg_url"), data_dir=tmp_path / "var")
     try:
         yield s
     finally:
