@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from listserv import config as configuration
 from listserv.config import Config
 from listserv.daemon import Daemon
+from tests import pg
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -174,3 +175,44 @@ async def clocked_daemon(cfg: Config, clock: FakeClock, dns: FakeDns) -> AsyncIt
         yield d
     finally:
         await d.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PgServer]:
+    """One throwaway PostgreSQL cluster for the session (tests/pg.py says how and why).
+
+    Skips only where the server binaries or asyncpg are absent; binaries that
+    are there but do not start a server fail the test, with the server's log.
+    """
+    bin_dir = pg.find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    missing = pg.asyncpg_missing()
+    if missing is not None:
+        pytest.skip(f"asyncpg not installed ({missing}): pip install asyncpg")
+    try:
+        server = pg.start_server(bin_dir)
+    except pg.PgStartError as error:
+        fault = str(error)   # failed outside the handler: the report shows it once
+    else:
+        fault = ""
+    if fault:
+        pytest.fail(f"PostgreSQL from {bin_dir} did not start: {fault}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """A fresh empty database for this test, owned by the role ``listserv``; dropped after.
+
+    ``postgresql://listserv@/test_<n>?host=<socket dir>``: libpq and asyncpg
+    read ``host`` as the directory of the unix socket.
+    """
+    name = pg_server.create_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)
