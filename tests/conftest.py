@@ -225,3 +225,8 @@ def pg_url(pg_server: pg.PgServer) -> Iterator[str]:
 def _suite_on_postgresql(request: pytest.FixtureRequest) -> None:
     """LISTSERV_TEST_STORE=postgresql: every written config names a database (pgbridge)."""
     pgbridge.server = request.getfixturevalue("pg_server")
+
+
+#: A test about SQLite's own files (WAL, pages at rest, locks, backup's page copy):
+#: skipped when the suite runs on PostgreSQL (LISTSERV_TEST_STORE=postgresql).
+sqlite_only = pytest.mark.skipif(pgbridge.ENABLED, reason="about SQLite's own file")

@@ -101,7 +101,8 @@ class SyncPg:
         """Every statement outside a transaction is committed at once."""
 
     def close(self) -> None:
-        run(self._conn.close())
+        if not self._conn.is_closed():
+            run(self._conn.close())
 
     def __enter__(self) -> SyncPg:
         return self

@@ -21,6 +21,8 @@ What is translated, and why each rule is safe:
 * ``LIKE`` is ``ILIKE``: SQLite's LIKE ignores ASCII case, PostgreSQL's does
   not, and the shell relies on the former (address searches).
 * ``instr(a, b)`` is ``strpos(a, b)`` (same arguments, same 1-based answer).
+* ``?NNN`` (SQLite's numbered parameter) is ``$NNN``; ``x IS ?`` and ``x IS
+  NOT ?`` (SQLite compares any two values so) are ``IS [NOT] DISTINCT FROM``.
 
 Nothing here does I/O; it is tested by itself (tests/store/test_dialect.py).
 """
@@ -49,6 +51,9 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _INSERT_SELECT = re.compile(r"\)\s*SELECT\b", re.IGNORECASE)
 _ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b", re.IGNORECASE)
 _WORDS = (
+    # SQLite's IS / IS NOT compare any two values; PostgreSQL says it this way.
+    (re.compile(r"\bIS\s+NOT\s+(?=[$?:])", re.IGNORECASE), "IS DISTINCT FROM "),
+    (re.compile(r"\bIS\s+(?=[$?:])", re.IGNORECASE), "IS NOT DISTINCT FROM "),
     (re.compile(r"\bNOT\s+LIKE\b", re.IGNORECASE), "NOT ILIKE"),
     (re.compile(r"(?<!NOT )\bLIKE\b", re.IGNORECASE), "ILIKE"),
     (re.compile(r"\binstr\(", re.IGNORECASE), "strpos("),
@@ -125,9 +130,16 @@ def _parameters(sql: str) -> tuple[str, tuple[str, ...] | None, int, set[int]]:
             i = end
             continue
         if c == "?":
-            positional += 1
-            number = positional
-            i += 1
+            j = i + 1
+            while j < n and sql[j].isdigit():
+                j += 1
+            if j > i + 1:                  # ?NNN: SQLite's numbered parameter
+                number = int(sql[i + 1:j])
+                positional = max(positional, number)
+            else:
+                positional += 1
+                number = positional
+            i = j
         elif c == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_") \
                 and (i == 0 or sql[i - 1] != ":"):
             j = i + 1

@@ -191,13 +191,14 @@ class PgStore(Store):
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, pool: asyncpg.Pool, sealer: Sealer, data_dir: Path, clock: Clock,
-                 instance: str, lease: float) -> None:
+                 instance: str, lease: float, connect: Callable[[], Any] | None = None) -> None:
         super().__init__(None, data_dir / "postgresql", clock, instance=instance, lease=lease)
         self._pool = pool
         self._sealer = sealer
         self._write = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
         self._wakers: dict[str, list[Callable[[], None]]] = {}
+        self._connect = connect    # a connection of its own, for LISTEN
 
     @classmethod
     async def connect(cls, url: str, *, data_dir: Path, password: str | None = None,
@@ -211,7 +212,8 @@ class PgStore(Store):
                 command_timeout=60, server_settings={"synchronous_commit": "on"})
         except (*_FAULTS, ValueError) as exc:
             raise StoreError(f"{_safe(url)}: cannot connect: {exc}") from exc
-        store = cls(pool, sealer, data_dir, clock, instance, lease)
+        store = cls(pool, sealer, data_dir, clock, instance, lease,
+                    lambda: asyncpg.connect(url, password=password, timeout=10))
         try:
             await store.migrate()
         except BaseException:
@@ -222,7 +224,8 @@ class PgStore(Store):
     async def close(self) -> None:
         await super().close_writes()
         if self._listener is not None:
-            await self._listener.close()
+            with contextlib.suppress(*_FAULTS):
+                await self._listener.close()
         await self._pool.close()
 
     async def migrate(self) -> None:
@@ -253,7 +256,8 @@ class PgStore(Store):
         except _FAULTS as exc:
             raise StoreError(f"database: {exc}") from exc
         finally:
-            await self._pool.release(conn)
+            with contextlib.suppress(*_FAULTS):
+                await self._pool.release(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:  # type: ignore[override]
@@ -271,9 +275,8 @@ class PgStore(Store):
                     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
                 await tx.commit()
             except BaseException as exc:
-                if not conn.is_closed():
-                    with contextlib.suppress(*_FAULTS):
-                        await tx.rollback()
+                with contextlib.suppress(*_FAULTS):   # a dead connection ended it already
+                    await tx.rollback()
                 if isinstance(exc, _FAULTS):
                     raise StoreError(f"write failed: {exc}") from exc
                 raise
@@ -332,8 +335,10 @@ class PgStore(Store):
 
     async def listen(self) -> None:
         """Open the LISTEN connection (the daemon calls this once it has its wakers)."""
+        if self._connect is None:
+            return
         try:
-            self._listener = await self._pool.acquire(timeout=10)
+            self._listener = await self._connect()
             await self._listener.add_listener(CHANNEL, self._heard)
         except _FAULTS as exc:
             raise StoreError(f"cannot listen for notifications: {exc}") from exc

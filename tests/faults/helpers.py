@@ -57,7 +57,7 @@ def query(config: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
 
 def add_members(config: Path, list_address: str, members: Iterable[str]) -> None:
     """Members straight into the table (the daemon may be running: WAL, busy timeout)."""
-    with contextlib.closing(sqlite3.connect(database(config), timeout=30)) as db, db:
+    with contextlib.closing(sealed.connect(database(config), timeout=30)) as db, db:
         db.executemany(
             "INSERT INTO members (list_address, address, joined_at) VALUES (?, ?, ?)",
             [(list_address, m, "2026-01-01T00:00:00.000000Z") for m in members])

@@ -100,10 +100,11 @@ def test_sigkill_mid_fanout_every_member_once_but_the_transactions_in_flight(
 
 async def _queue_first_chunk(config: Path, first_chunk: int) -> int:
     """What a SIGKILL between two chunks leaves: the post and its first chunk, one commit."""
+    from listserv import config as configuration
     from listserv.outbox import queue as outbox
-    from listserv.store.database import Store
+    from listserv.store.backends import open_store
 
-    store = await Store.open(database(config))
+    store = await open_store(configuration.load(config))
     try:
         async with store.transaction() as db:
             outgoing_id, _ = await outbox.enqueue_post(

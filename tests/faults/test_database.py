@@ -17,8 +17,10 @@ import pytest
 
 from listserv.daemon import Daemon
 from listserv.intake import codes as status
-from tests.conftest import LIST, mail, wait_for, write_config
+from tests.conftest import LIST, mail, sqlite_only, wait_for, write_config
 from tests.faults.helpers import Proc, poll, query
+
+pytestmark = sqlite_only
 
 
 async def send(d: Daemon, subject: str) -> tuple[int, str]:

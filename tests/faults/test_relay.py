@@ -20,6 +20,7 @@ from listserv.daemon import Daemon
 from listserv.delivery.plan import RETRY_SCHEDULE
 from listserv.delivery.smtp import SmtpTransport
 from listserv.outbox import queue as outbox
+from tests import sealed
 from tests.conftest import LIST, FakeClock, FakeDns, make_daemon, wait_for
 from tests.faults.helpers import Sink
 
@@ -49,9 +50,8 @@ async def relay_daemon(
 
 
 def rows(d: Daemon) -> list[tuple[str, int, str | None, str]]:
-    import sqlite3
 
-    with sqlite3.connect(d.config.database_path) as db:
+    with sealed.connect(d.config.database_path) as db:
         return [tuple(r) for r in db.execute(
             "SELECT state, attempts, next_attempt, coalesce(last_reply, '') FROM deliveries"
             " ORDER BY id")]
@@ -134,8 +134,7 @@ async def test_relay_down_longer_than_give_up_fails_and_counts_no_bounce(
             s in ("deferred", "failed") and a == t for s, a, _, _ in rows(d)), timeout=10)
         assert tries < 40
     assert tries <= 5 * 24 // 4 + 2  # about GIVE_UP_AFTER / 4 h
-    import sqlite3
 
-    with sqlite3.connect(d.config.database_path) as db:
+    with sealed.connect(d.config.database_path) as db:
         scores = [r[0] for r in db.execute("SELECT bounce_score FROM members")]
     assert scores == [0] * len(MEMBERS)

@@ -169,6 +169,8 @@ async def test_one_click_pages_answer_members_and_strangers_alike_and_in_the_sam
 
         def counts() -> dict[str, int]:
             tables = [r[0] for r in Flow(daemon).query(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = 'public'" if daemon.store.shared else
                 "SELECT name FROM sqlite_master WHERE type = 'table'")]
             return {t: Flow(daemon).query(f"SELECT count(*) FROM {t}")[0][0] for t in tables}
 

@@ -20,8 +20,10 @@ import pytest
 from listserv.cli.main import main as cli_main
 from listserv.config import Config
 from tests import sealed
-from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon
+from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon, sqlite_only
 from tests.mailflow import Flow, reply_to, text_of
+
+pytestmark = sqlite_only
 
 REQUEST = LIST.replace("@", "-request@")
 ANNA = "Anna.Schmidt@Schule.example"

@@ -30,8 +30,10 @@ from listserv.cli.main import main as cli_main
 from listserv.config import Config
 from listserv.ops import backup
 from tests import sealed
-from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon
+from tests.conftest import LIST, MODERATOR, FakeDns, mail, make_daemon, sqlite_only
 from tests.mailflow import Flow, reply_to
+
+pytestmark = sqlite_only
 
 L, D = LIST.split("@")
 ANNA = "Anna.Schmidt@Schule.example"          # as she writes it

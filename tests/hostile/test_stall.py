@@ -17,7 +17,6 @@ import os
 import re
 import smtplib
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import sealed
 from tests.conftest import LIST, ROOT, write_config
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
@@ -168,7 +168,7 @@ def send(port: int, raw: bytes) -> str:
 
 
 def inbox_outcome(db_path: Path, msgid: str) -> str | None:
-    with sqlite3.connect(db_path, timeout=10) as db:
+    with sealed.connect(db_path, timeout=10) as db:
         row = db.execute("SELECT state, outcome FROM inbox WHERE message_id = ?",
                          (msgid,)).fetchone()
     if row is None or row[0] in ("new", "processing"):
@@ -233,7 +233,7 @@ def test_no_hostile_mail_stalls_the_daemon_or_the_queue(served: tuple[Daemon, Pa
         else:
             assert result.outcome.startswith("done: parked:"), result
     # The parked post is where the coordinator looks, and the queue goes on behind it.
-    with sqlite3.connect(db_path) as db:
+    with sealed.connect(db_path) as db:
         parked = db.execute("SELECT state, reason FROM posts").fetchall()
     assert [state for state, _ in parked] == ["parked"]
     assert "took longer than 5 s" in parked[0][1]

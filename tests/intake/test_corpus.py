@@ -8,13 +8,13 @@ Python's ``email`` package raises (``python-email-hazards.json``).
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import aiosmtplib
 import pytest
 
 from listserv.daemon import Daemon
 from listserv.intake import codes as status
+from tests import sealed
 from tests.conftest import CORPUS, LIST, mail, wait_for
 
 DEFINED = {line.split(" ", 1)[0] for line in vars(status).values()
@@ -74,7 +74,7 @@ async def test_every_corpus_mail_is_stored_or_refused_with_a_defined_code(
     assert daemon.store is not None
 
     def unfinished() -> int:
-        with sqlite3.connect(daemon.store.path) as db:
+        with sealed.connect(daemon.store.path) as db:
             return db.execute("SELECT count(*) FROM inbox WHERE state != 'done'").fetchone()[0]
 
     await wait_for(lambda: unfinished() == 0, timeout=120)

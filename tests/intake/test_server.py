@@ -15,7 +15,7 @@ import trustme
 from listserv.daemon import Daemon
 from listserv.intake import codes as status
 from tests import sealed
-from tests.conftest import LIST, mail, wait_for
+from tests.conftest import LIST, mail, sqlite_only, wait_for
 
 
 def rows(daemon: Daemon, sql: str = f"SELECT {sealed.INBOX} FROM inbox ORDER BY id"
@@ -199,6 +199,7 @@ async def test_starttls_is_offered_and_works(tmp_path, config_factory) -> None:
         await d.stop()
 
 
+@sqlite_only
 async def test_store_failure_answers_451_and_keeps_nothing(daemon: Daemon) -> None:
     assert daemon.store is not None
     # Another writer holds the write lock for longer than our busy timeout.
@@ -222,6 +223,7 @@ async def test_store_failure_answers_451_and_keeps_nothing(daemon: Daemon) -> No
     assert len(rows(daemon)) == 1
 
 
+@sqlite_only
 async def test_read_only_database_answers_451_then_recovers(daemon: Daemon) -> None:
     assert daemon.store is not None
     # query_only makes SQLite refuse every write ("attempt to write a readonly

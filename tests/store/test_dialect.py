@@ -73,3 +73,13 @@ def test_status_count() -> None:
     assert status_count("UPDATE 3") == 3
     assert status_count("INSERT 0 1") == 1
     assert status_count("CREATE TABLE") == -1
+
+
+def test_numbered_parameters_and_is_not() -> None:
+    t = to_postgres("UPDATE members SET unsubscribe_token = ?1 WHERE list_address = ?2"
+                    " AND address = ?3 AND unsubscribe_token IS NOT ?1")
+    assert t.sql == ("UPDATE members SET unsubscribe_token = $1 WHERE list_address = $2"
+                     " AND address = $3 AND unsubscribe_token IS DISTINCT FROM $1")
+    assert t.count == 3
+    assert to_postgres("SELECT 1 WHERE a IS ? AND b IS NULL").sql == (
+        "SELECT 1 WHERE a IS NOT DISTINCT FROM $1 AND b IS NULL")

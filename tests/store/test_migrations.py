@@ -8,6 +8,9 @@ from pathlib import Path
 
 from listserv.store.database import Store
 from listserv.store.migrations import MIGRATIONS
+from tests.conftest import sqlite_only
+
+pytestmark = sqlite_only
 
 
 async def test_stored_encoded_names_are_decoded(tmp_path: Path) -> None:
