@@ -26,7 +26,6 @@ from tests.faults.helpers import (
     Proc,
     Sink,
     add_members,
-    database,
     poll,
     query,
 )
