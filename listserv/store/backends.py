@@ -8,9 +8,11 @@ its own earlier life left, never those of another daemon that is alive.
 
 from __future__ import annotations
 
+import contextlib
+
 from listserv.clock import Clock, utcnow
 from listserv.config import Config
-from listserv.errors import ConfigError
+from listserv.errors import ConfigError, StoreError
 from listserv.store.database import Store
 
 
@@ -40,3 +42,40 @@ def _password(cfg: Config) -> str | None:
     except OSError as exc:
         raise ConfigError(f"{cfg.path}: [store] password_file: cannot read"
                           f" {cfg.store.password_file}: {exc.strerror}") from None
+
+
+async def stored_version(cfg: Config) -> int | None:
+    """The schema version in the database, read without migrating it; None: no database.
+
+    ``listserv status`` and ``store migrate-to`` look before they open: opening
+    migrates, and neither may change a database the operator did not ask to
+    change (nor create an SQLite file where there is none). ``StoreError``
+    when a PostgreSQL server cannot be reached.
+    """
+    if not cfg.store.is_postgresql:
+        import sqlite3
+
+        if not cfg.database_path.is_file():
+            return None
+        try:
+            with contextlib.closing(sqlite3.connect(
+                    f"file:{cfg.database_path}?mode=ro", uri=True, timeout=10)) as db:
+                row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+        except sqlite3.OperationalError:
+            return None   # a file without our schema_version table: nothing of ours
+        return int(row[0] or 0)
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(cfg.store.url, password=_password(cfg), timeout=10)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
+            ValueError) as exc:
+        raise StoreError(f"{cfg.database_name}: cannot connect: {exc}") from None
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+            return None
+        return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise StoreError(f"{cfg.database_name}: {exc}") from None
+    finally:
+        await conn.close()

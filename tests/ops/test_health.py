@@ -64,7 +64,7 @@ async def test_a_healthy_list_shows_its_numbers_and_needs_nothing(
 ) -> None:
     await quiet_list(store)
     backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(hours=8))
-    report = gather(cfg, T0)
+    report = await gather(store, cfg, T0)
     assert report.healthy, report.reasons
     text = render(report)
     assert "listserv status at 25.11.2026, 10:00 Uhr (Europe/Berlin)" in text
@@ -84,7 +84,7 @@ async def test_status_names_the_web_face_url_of_the_embedded_default(cfg: Config
     default = configuration.load(ROOT / "config" / "listserv.toml")
     assert default.web is not None and (default.web.host, default.web.port) == ("127.0.0.1",
                                                                                  8080)
-    report = gather(dataclasses.replace(cfg, web=default.web), T0)
+    report = await gather(store, dataclasses.replace(cfg, web=default.web), T0)
     assert "web         http://127.0.0.1:8080/ (join form, /login, /desk/)" in render(report)
     assert facts(report)["web"] == "http://127.0.0.1:8080"
 
@@ -104,7 +104,7 @@ async def test_what_needs_attention_is_listed(cfg: Config, store: Store, clock: 
                  rule="r", reason="r", created_at=iso(T0 - timedelta(days=13, hours=1)),
                  state="held")
     backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(days=3))
-    report = gather(cfg, T0)
+    report = await gather(store, cfg, T0)
     text = render(report)
     assert len(report.reasons) == 5, report.reasons
     assert "NEEDS ATTENTION:" in text
@@ -118,8 +118,8 @@ async def test_what_needs_attention_is_listed(cfg: Config, store: Store, clock: 
 
 async def test_no_backup_at_all_counts_only_after_two_days(cfg: Config, store: Store,
                                                            clock: FakeClock) -> None:
-    assert gather(cfg, clock.now).healthy      # a fresh install has had no night yet
-    assert gather(cfg, clock.now + timedelta(days=3)).reasons == [
+    assert (await gather(store, cfg, clock.now)).healthy      # a fresh install has had no night yet
+    assert (await gather(store, cfg, clock.now + timedelta(days=3))).reasons == [
         "no backup yet (run 'listserv backup'; the daemon makes one daily)"]
 
 
@@ -195,10 +195,10 @@ async def test_facts_for_a_monitor_carry_the_oldest_due_delivery_and_the_same_re
                          kind="post", list_address=LIST, mail_from="b@x.de", raw=b"x")
     await insert(store, "deliveries", outgoing_id=later, rcpt="m4@x.de", domain="x.de",
                  state="deferred", next_attempt=iso(T0 + timedelta(hours=1)))  # not due yet
-    report = gather(cfg, T0)
+    report = await gather(store, cfg, T0)
     assert report.oldest_due == queued
     found = facts(report)
-    again = snapshot(cfg, T0)      # interval jobs count from the real clock: leave them out
+    again = await snapshot(cfg, T0)      # interval jobs count from the real clock: leave them out
     assert {k: v for k, v in found.items() if k != "next_runs"} == \
         {k: v for k, v in again.items() if k != "next_runs"}
     assert found["oldest_due_delivery"] == {"at": iso(queued), "age_seconds": 1200}
@@ -212,9 +212,41 @@ async def test_facts_for_a_monitor_carry_the_oldest_due_delivery_and_the_same_re
     assert "oldest due  25.11.2026, 09:40 Uhr (20 min ago)" in render(report)
 
 
-def test_a_missing_database_is_a_reason_not_a_crash(cfg: Config) -> None:
+async def test_a_missing_database_is_a_reason_not_a_crash(cfg: Config) -> None:
     from listserv.ops.health import snapshot
 
-    found = snapshot(cfg, T0)
+    found = await snapshot(cfg, T0)
     assert found["healthy"] is False
     assert found["reasons"] == [f"no database at {cfg.database_path} (run 'listserv init')"]
+
+
+def test_status_on_postgresql_reads_through_the_store_and_names_the_server(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from tests.conftest import write_config
+
+    config = str(write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n'))
+    empty = run_cli("status", "--config", config, cwd=tmp_path)
+    assert empty.returncode == 1
+    assert empty.stdout.strip() == (f"listserv status: no listserv tables in {pg_url}"
+                                    " (run 'listserv init')")
+    assert run_cli("init", "--config", config, cwd=tmp_path).returncode == 0
+    status = run_cli("status", "--config", config, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"database    {pg_url}" in status.stdout
+    assert "backup      pg_dump, by the operator (deploy/postgresql)" in status.stdout
+    assert "OK: nothing needs attention" in status.stdout
+    as_json = run_cli("status", "--json", "--config", config, cwd=tmp_path)
+    assert as_json.returncode == 0 and '"healthy": true' in as_json.stdout
+
+
+def test_status_on_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    from tests.conftest import write_config
+
+    nowhere = f"postgresql://listserv@/listserv?host={tmp_path / 'no-socket-here'}"
+    config = str(write_config(tmp_path, extra=f'[store]\nurl = "{nowhere}"\n'))
+    status = run_cli("status", "--config", config, cwd=tmp_path)
+    assert status.returncode == 1
+    lines = status.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"listserv status: {nowhere}: cannot connect")
+    assert "Traceback" not in status.stderr + status.stdout
