@@ -220,3 +220,36 @@ async def test_a_restart_mid_retry_schedule_loses_no_retry(
     await wait_for(lambda: {r[1] for r in deliveries()} == {"sent"}, timeout=10)
     assert relay.delivered() == Counter({m: 1 for m in members})
     assert {r[2] for r in deliveries()} == {2}       # the deferred try, then the one after
+
+
+# -- on PostgreSQL the operator's pg_dump makes the backups --------------------
+
+
+async def test_on_postgresql_backup_says_pg_dump_and_the_daily_job_skips_quietly(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from listserv import config as configuration
+    from listserv.context import Context
+    from listserv.store.backends import open_store
+    from tests.conftest import write_config
+    from tests.ops.test_health import run_cli
+
+    path = write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n')
+    cfg = configuration.load(path)
+    assert run_cli("init", "--config", str(path), cwd=tmp_path).returncode == 0
+    made = run_cli("backup", "--config", str(path), cwd=tmp_path)
+    assert made.returncode == backups.EXIT_NOT_HERE == 2
+    assert made.stdout == ""
+    assert made.stderr.splitlines() == [
+        f"listserv backup: the database is PostgreSQL ({pg_url}): back it up with pg_dump"
+        " (deploy/postgresql); nothing was written"]
+    assert not backups.backups_dir(cfg).exists()
+    store = await open_store(cfg)
+    try:
+        with caplog.at_level("INFO", logger="listserv"):
+            assert await backups.backup_job(Context(config=cfg, store=store,
+                                                    clock=lambda: datetime.now(UTC))) == ""
+    finally:
+        await store.close()
+    assert any("event=backup_skipped" in r.getMessage() for r in caplog.records)
+    assert not backups.backups_dir(cfg).exists()
