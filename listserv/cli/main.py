@@ -24,7 +24,7 @@ from typing import Any
 
 from listserv import __version__, log
 from listserv import config as configuration
-from listserv.cli import admin
+from listserv.cli import admin, storing
 from listserv.config import Config
 from listserv.errors import ConfigError, ListservError, StoreError
 from listserv.ops import backup, health, preflight
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true",
                            help="the same facts as JSON, for a monitoring system")
     admin.add_parsers(sub, common)
+    storing.add_parser(sub, common)
     return parser
 
 
@@ -164,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = configuration.load(configuration.config_path(args.config))
     if args.command in COMMANDS:
         return asyncio.run(COMMANDS[args.command][1](cfg, args))
+    if args.command == "store":
+        return asyncio.run(storing.run(cfg, args))
     return asyncio.run(admin.run(cfg, args))
 
 
