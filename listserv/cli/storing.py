@@ -58,7 +58,9 @@ def _has_password(url: str) -> bool:
 
 
 def _progress(table: str, rows: int) -> None:
-    print(f"copied {table}: {rows} rows", file=sys.stderr, flush=True)
+    """On a terminal, which table is done (a large archive takes a while); else quiet."""
+    if sys.stderr.isatty():
+        print(f"\rcopied {table}: {rows} rows\033[K", end="", file=sys.stderr, flush=True)
 
 
 async def run(cfg: Config, args: argparse.Namespace) -> int:
@@ -105,9 +107,12 @@ async def _copy(cfg: Config, url: str) -> int:
             await target.close()
     finally:
         await source.close()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     print(f"copied {cfg.database_path} into {url}:")
     print(copy.render(counted))
-    print(f"counts equal in all {len(counted)} tables. Next: set [store] url = \"{url}\" in"
-          f" {cfg.path}, copy mail.key, verp.key and unsubscribe.key from"
-          f" {cfg.server.data_dir} to every host, start the daemon.")
+    print(f"counts equal in all {len(counted)} tables; {cfg.database_path.name} is unchanged.")
+    print(f"next: set [store] url = \"{url}\" in {cfg.path};")
+    print(f"copy mail.key, verp.key and unsubscribe.key from {cfg.server.data_dir} to the"
+          " data_dir of every host; start the daemons.")
     return 0

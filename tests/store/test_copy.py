@@ -124,11 +124,14 @@ async def test_migrate_to_copies_everything_and_a_daemon_goes_on_on_postgresql(
     assert moved.returncode == 0, moved.stderr
     lines = moved.stdout.splitlines()
     assert lines[0] == f"copied {cfg.database_path} into {pg_url}:"
-    table = {line.split()[0]: line.split()[1:] for line in lines[2:-2]}
+    table = {line.split()[0]: line.split()[1:] for line in lines[2:-4]}
     for name, count in expected.items():
         assert table[name] == [str(count), str(count)], (name, table[name])
     assert "schema_version" not in table and len(table) == 17
-    assert lines[-1].startswith("counts equal in all 17 tables.")
+    assert lines[-3] == "counts equal in all 17 tables; listserv.sqlite3 is unchanged."
+    assert lines[-2] == f'next: set [store] url = "{pg_url}" in {cfg.path};'
+    assert "mail.key, verp.key and unsubscribe.key" in lines[-1]
+    assert moved.stderr == ""
 
     pg = postgresql_config(tmp_path / "pg", cfg.server.data_dir, pg_url)
     daemon = make_daemon(pg, dns, clock=clock)
