@@ -83,8 +83,8 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
     lock = DataDirLock(cfg.server.data_dir)
     try:
         lock.acquire()
-    except CannotStart as exc:
-        return _refuse(f"the daemon is running ({exc}); stop it, then copy")
+    except CannotStart:
+        return _refuse(f"the daemon is running (it holds {lock.path}); stop it, then copy")
     try:
         return await _copy(cfg, url)
     finally:
