@@ -219,8 +219,9 @@ class PgStore(Store):
 
     async def close(self) -> None:
         await super().close_writes()
-        if self._listener is not None:
-            await self._listener.close()
+        if self._listener is not None:   # closing twice (a daemon stopped twice) is harmless
+            listener, self._listener = self._listener, None
+            await listener.close()
         await self._pool.close()
 
     async def migrate(self) -> None:
