@@ -40,7 +40,7 @@ from listserv.ops.report import (
     render,
 )
 from listserv.ops.scheduler import JOBS
-from listserv.store.backends import open_store, stored_version
+from listserv.store.backends import not_ready, open_store, stored_version
 from listserv.store.database import Store
 from listserv.store.migrations import MIGRATIONS
 
@@ -150,11 +150,10 @@ async def database_problem(cfg: Config) -> str | None:
     unusable = preflight.data_dir_problem(cfg)
     if unusable is not None:
         return f"{cfg.path}: [server] data_dir: {unusable}"
-    have = await stored_version(cfg)
-    if have is None:
-        if cfg.store.is_postgresql:
-            return f"no listserv tables in {cfg.database_name} (run 'listserv init')"
-        return f"no database at {cfg.database_path} (run 'listserv init')"
+    missing = await not_ready(cfg)
+    if missing is not None:
+        return missing
+    have = await stored_version(cfg) or 0
     want = MIGRATIONS[-1][0]
     if have < want:
         return (f"database {cfg.database_name} has schema version {have}, this listserv"

@@ -13,6 +13,7 @@ import contextlib
 from listserv.clock import Clock, utcnow
 from listserv.config import Config
 from listserv.errors import ConfigError, StoreError
+from listserv.store import keys
 from listserv.store.database import Store
 
 
@@ -79,3 +80,23 @@ async def stored_version(cfg: Config) -> int | None:
         raise StoreError(f"{cfg.database_name}: {exc}") from None
     finally:
         await conn.close()
+
+
+async def not_ready(cfg: Config) -> str | None:
+    """Why a command that reads must not open the store yet, or None.
+
+    No database (opening would make an empty one on SQLite, or fill an empty
+    PostgreSQL database with tables the operator did not ask for), or, on
+    PostgreSQL, no ``mail.key`` in data_dir: opening would make a new key,
+    and the mail other hosts stored would be unreadable here.
+    """
+    if await stored_version(cfg) is None:
+        if cfg.store.is_postgresql:
+            return (f"no database at {cfg.database_name} yet: it has no listserv tables"
+                    " (run 'listserv init')")
+        return f"no database at {cfg.database_path} (run 'listserv init')"
+    if cfg.store.is_postgresql and not (cfg.server.data_dir / keys.MAIL_KEY).is_file():
+        return (f"no {keys.MAIL_KEY} in {cfg.server.data_dir}: copy {keys.MAIL_KEY},"
+                f" {keys.VERP_KEY} and {keys.UNSUBSCRIBE_KEY} from a host that has them"
+                " (or run 'listserv init' on the first host)")
+    return None

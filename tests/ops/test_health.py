@@ -230,7 +230,8 @@ async def test_a_missing_database_is_a_reason_not_a_crash(cfg: Config) -> None:
     found = await snapshot(cfg, T0)
     assert found["healthy"] is False
     if cfg.store.is_postgresql:
-        assert found["reasons"] == [f"no listserv tables in {cfg.store.url} (run 'listserv init')"]
+        assert found["reasons"] == [f"no database at {cfg.store.url} yet: it has no listserv"
+                                    " tables (run 'listserv init')"]
     else:
         assert found["reasons"] == [f"no database at {cfg.database_path} (run 'listserv init')"]
 
@@ -243,8 +244,8 @@ def test_status_on_postgresql_reads_through_the_store_and_names_the_server(
     config = str(write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n'))
     empty = run_cli("status", "--config", config, cwd=tmp_path)
     assert empty.returncode == 1
-    assert empty.stdout.strip() == (f"listserv status: no listserv tables in {pg_url}"
-                                    " (run 'listserv init')")
+    assert empty.stdout.strip() == (f"listserv status: no database at {pg_url} yet: it has no"
+                                    " listserv tables (run 'listserv init')")
     assert run_cli("init", "--config", config, cwd=tmp_path).returncode == 0
     status = run_cli("status", "--config", config, cwd=tmp_path)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -265,3 +266,19 @@ def test_status_on_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
     lines = status.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"listserv status: {nowhere}: cannot connect")
     assert "Traceback" not in status.stderr + status.stdout
+
+
+def test_status_on_postgresql_without_the_keys_asks_for_them_and_makes_none(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from tests.conftest import write_config
+
+    config = str(write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n'))
+    assert run_cli("init", "--config", config, cwd=tmp_path).returncode == 0
+    (tmp_path / "var" / "mail.key").unlink()      # a second host, keys not copied yet
+    for command in (["status"], ["members", "list"]):
+        out = run_cli(*command, "--config", config, cwd=tmp_path)
+        assert out.returncode == 1
+        assert "no mail.key in" in out.stdout + out.stderr
+        assert "copy mail.key, verp.key and unsubscribe.key" in out.stdout + out.stderr
+    assert not (tmp_path / "var" / "mail.key").exists()
