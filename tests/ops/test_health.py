@@ -281,4 +281,7 @@ def test_status_on_postgresql_without_the_keys_asks_for_them_and_makes_none(
         assert out.returncode == 1
         assert "no mail.key in" in out.stdout + out.stderr
         assert "copy mail.key, verp.key and unsubscribe.key" in out.stdout + out.stderr
+    second_init = run_cli("init", "--config", config, cwd=tmp_path)
+    assert second_init.returncode == 1
+    assert "is in use already" in second_init.stderr and "copy mail.key" in second_init.stderr
     assert not (tmp_path / "var" / "mail.key").exists()
