@@ -72,7 +72,7 @@ def render(counted: Sequence[Counted]) -> str:
     return "\n".join(lines)
 
 
-def _value(value: Any, pg_type: str) -> Any:
+def for_postgres(value: Any, pg_type: str) -> Any:
     """A value as SQLite gave it, as PostgreSQL's column takes it (see the docstring)."""
     if value is None:
         return None
@@ -204,7 +204,7 @@ async def _copy_table(source: Store, conn: Any, table: str, columns: Sequence[Co
             rows = await cursor.fetchmany(BATCH)
             if not rows:
                 break
-            records = [tuple(_value(v, t) for v, t in zip(row, types, strict=True))
+            records = [tuple(for_postgres(v, t) for v, t in zip(row, types, strict=True))
                        for row in rows]
             await conn.copy_records_to_table(table, records=records, columns=names)
             copied += len(records)

@@ -236,3 +236,13 @@ def test_tables_are_copied_parents_first_and_counts_are_rendered() -> None:
                                  "members        98          98",
                                  "inbox           2           2",
                                  "total         100         100"]
+
+
+def test_values_take_the_postgresql_column_types() -> None:
+    # A sealed extension SQLite kept as text (written before sealing) becomes BYTEA's bytes.
+    assert copy.for_postgres("confirm+abc", "bytea") == b"confirm+abc"
+    assert copy.for_postgres(b"\x00LSv1\x00sealed", "bytea") == b"\x00LSv1\x00sealed"
+    assert copy.for_postgres(3, "double precision") == 3.0
+    assert copy.for_postgres("7", "bigint") == 7
+    assert copy.for_postgres(12, "text") == "12"
+    assert copy.for_postgres(None, "bytea") is None
