@@ -12,6 +12,14 @@ What the facts mean (thresholds, reasons, the printed block, the JSON) is
 decided in ``report.py``; this module reads them. ``snapshot`` is the one
 function behind both ``listserv status --json`` and the web endpoint's
 ``GET /healthz``, so a monitoring system gets the same answer from either.
+
+The reads go through the ``Store`` interface, so they are the same on
+SQLite and PostgreSQL: the CLI opens the store the configuration names
+(``store.backends.open_store``) after looking, without migrating, that there
+is a database at this version (``status`` creates and changes nothing);
+``/healthz`` reads through the daemon's own store. On PostgreSQL the backups
+are the operator's ``pg_dump``, which listserv cannot see: the report says
+so instead of counting backup files.
 """
 
 from __future__ import annotations
