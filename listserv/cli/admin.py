@@ -27,7 +27,7 @@ from listserv.membership import erasure
 from listserv.membership import members as member_data
 from listserv.membership.memberfile import read_members
 from listserv.ops.backup import KEEP, backups_dir, existing
-from listserv.store.backends import open_store
+from listserv.store.backends import not_ready, open_store
 from listserv.store.database import Store
 
 LIST_HELP = ("the list's address; may be left out when only one list is configured")
@@ -134,9 +134,9 @@ def _local_date(cfg: Config, header: str) -> str:
 
 
 async def run(cfg: Config, args: argparse.Namespace) -> int:
-    if not cfg.store.is_postgresql and not cfg.database_path.is_file():
-        # never create an empty database by accident
-        raise StoreError(f"no database at {cfg.database_path} (run 'listserv init')")
+    problem = await not_ready(cfg)   # never create an empty database (or keys) by accident
+    if problem is not None:
+        raise StoreError(problem)
     store = await open_store(cfg)
     try:
         if args.command == "archive":

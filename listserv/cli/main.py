@@ -24,7 +24,7 @@ from typing import Any
 
 from listserv import __version__, log
 from listserv import config as configuration
-from listserv.cli import admin
+from listserv.cli import admin, storing
 from listserv.config import Config
 from listserv.errors import ConfigError, ListservError, StoreError
 from listserv.ops import backup, health, preflight
@@ -49,14 +49,20 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _init(cfg: Config, args: argparse.Namespace) -> int:
-    from listserv.store.backends import open_store
+    from listserv.store import keys
+    from listserv.store.backends import open_store, stored_version
 
     preflight.make_data_dir(cfg)
+    if cfg.store.is_postgresql and not (cfg.server.data_dir / keys.MAIL_KEY).is_file() \
+            and await stored_version(cfg) is not None:
+        # A second host: new keys here would seal mail the other hosts cannot read.
+        raise StoreError(f"{cfg.database_name} is in use already and {cfg.server.data_dir}"
+                         f" has no {keys.MAIL_KEY}: copy {keys.MAIL_KEY}, {keys.VERP_KEY} and"
+                         f" {keys.UNSUBSCRIBE_KEY} from a host that has them, then run init")
     store = await open_store(cfg)   # makes data_dir 0700 and an SQLite file 0600
     version = await store.schema_version()
     await store.close()
     print(f"database {cfg.database_name}: schema version {version}")
-    from listserv.store import keys
 
     for name in (keys.MAIL_KEY, keys.VERP_KEY, keys.UNSUBSCRIBE_KEY):
         keys.key(cfg.server.data_dir, name)
@@ -157,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true",
                            help="the same facts as JSON, for a monitoring system")
     admin.add_parsers(sub, common)
+    storing.add_parser(sub, common)
     return parser
 
 
@@ -164,6 +171,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = configuration.load(configuration.config_path(args.config))
     if args.command in COMMANDS:
         return asyncio.run(COMMANDS[args.command][1](cfg, args))
+    if args.command == "store":
+        return asyncio.run(storing.run(cfg, args))
     return asyncio.run(admin.run(cfg, args))
 
 

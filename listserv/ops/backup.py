@@ -16,6 +16,10 @@ always a complete, checked backup. The newest ``KEEP`` are kept.
 week covers "something went wrong last Tuesday", and backups hold raw mail
 for that much longer than ``retention_days`` (docs/operations.md). Restoring
 is described in docs/operations.md and tested in tests/ops/test_backup.py.
+
+On PostgreSQL (``[store] url = "postgresql://…"``) listserv makes no backups:
+the server's own ``pg_dump`` does (deploy/postgresql,
+docs/operating-postgresql.md); ``listserv backup`` says so and exits 2.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,14 +139,36 @@ def prune(backups: Path, keep: int) -> list[Path]:
 
 
 async def backup_job(ctx: Context) -> str:
-    """The daily scheduler job: the copy runs in a thread, the daemon goes on."""
+    """The daily scheduler job: the copy runs in a thread, the daemon goes on.
+
+    On PostgreSQL there is nothing for listserv to copy: the operator's
+    ``pg_dump`` (deploy/postgresql) backs the database up, and one daemon's
+    file copy would be a partial view of a database several daemons share.
+    The job then logs that once a day and returns nothing (no ``job_done``).
+    """
+    if ctx.config.store.is_postgresql:
+        event("backup_skipped", why="postgresql: backups are the operator's pg_dump")
+        return ""
     path = await asyncio.to_thread(backup, ctx.config.database_path, backups_dir(ctx.config),
                                    KEEP, now=ctx.clock())
     return path.name
 
 
+EXIT_NOT_HERE = 2   # the configuration names PostgreSQL: this command does not apply
+
+
 async def command(cfg: Config) -> int:
-    """``listserv backup``: one backup now, next to the daily ones."""
+    """``listserv backup``: one backup now, next to the daily ones.
+
+    On PostgreSQL: one line on stderr saying that pg_dump makes the backups,
+    and exit status 2 (the configuration makes the command inapplicable), so
+    a forgotten nightly ``listserv backup`` in cron fails loudly instead of
+    seeming to back up.
+    """
+    if cfg.store.is_postgresql:
+        print(f"listserv backup: the database is PostgreSQL ({cfg.database_name}): back it up"
+              " with pg_dump (deploy/postgresql); nothing was written", file=sys.stderr)
+        return EXIT_NOT_HERE
     path = await asyncio.to_thread(backup, cfg.database_path, backups_dir(cfg), KEEP)
     print(path)
     return 0

@@ -12,13 +12,20 @@ What the facts mean (thresholds, reasons, the printed block, the JSON) is
 decided in ``report.py``; this module reads them. ``snapshot`` is the one
 function behind both ``listserv status --json`` and the web endpoint's
 ``GET /healthz``, so a monitoring system gets the same answer from either.
+
+The reads go through the ``Store`` interface, so they are the same on
+SQLite and PostgreSQL: the CLI opens the store the configuration names
+(``store.backends.open_store``) after looking, without migrating, that there
+is a database at this version (``status`` creates and changes nothing);
+``/healthz`` reads through the daemon's own store. On PostgreSQL the backups
+are the operator's ``pg_dump``, which listserv cannot see: the report says
+so instead of counting backup files.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +33,7 @@ from zoneinfo import ZoneInfo
 from listserv.bounces.analyse import ANALYSIS_FAILED
 from listserv.clock import from_iso, iso
 from listserv.config import Config
+from listserv.errors import StoreError
 from listserv.ops import backup as backups
 from listserv.ops import preflight
 from listserv.ops.report import (
@@ -40,6 +48,8 @@ from listserv.ops.report import (
     render,
 )
 from listserv.ops.scheduler import JOBS
+from listserv.store.backends import not_ready, open_store, stored_version
+from listserv.store.database import Store
 from listserv.store.migrations import MIGRATIONS
 
 
@@ -47,13 +57,13 @@ def _parse(text: str | None) -> datetime | None:
     return from_iso(text) if text else None
 
 
-def _count_by(db: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
-              ) -> dict[str, int]:
-    return {str(k): int(v) for k, v in db.execute(sql, params).fetchall()}
+async def _count_by(store: Store, sql: str, params: tuple[object, ...] = ()
+                    ) -> dict[str, int]:
+    return {str(k): int(v) for k, v in await store.fetchall(sql, params)}
 
 
-def _scalar(db: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> Any:
-    row = db.execute(sql, params).fetchone()
+async def _scalar(store: Store, sql: str, params: tuple[object, ...] = ()) -> Any:
+    row = await store.fetchone(sql, params)
     return row[0] if row else None
 
 
@@ -80,106 +90,126 @@ def delivery_of(cfg: Config) -> Delivery:
     return Delivery(cfg.delivery.transport, to, cfg.dkim.selector, cfg.dkim.domain)
 
 
-def gather(cfg: Config, now: datetime | None = None) -> Report:
-    """Read everything ``status`` shows; raises ``sqlite3.Error`` if the database is unusable."""
+async def gather(store: Store, cfg: Config, now: datetime | None = None) -> Report:
+    """Read everything ``status`` shows; ``StoreError`` if the database cannot be read."""
     now = now or datetime.now(UTC)
     day_ago = iso(now - FAILED_WINDOW)
-    db = sqlite3.connect(f"file:{cfg.database_path}?mode=rw", uri=True, timeout=10)
-    try:
-        inbox = _count_by(db, "SELECT state, count(*) FROM inbox GROUP BY state")
-        inbox_failed = int(_scalar(db, "SELECT count(*) FROM inbox WHERE state = 'failed'"
-                                   " AND handled_at >= ?", (day_ago,)) or 0)
-        deliveries = _count_by(db, "SELECT state, count(*) FROM deliveries"
-                                   " WHERE state IN ('pending', 'sending', 'deferred')"
-                                   " GROUP BY state")
-        failed = int(_scalar(db, "SELECT count(*) FROM deliveries WHERE state = 'failed'"
-                                 " AND updated_at >= ?", (day_ago,)) or 0)
-        last_sent = _parse(_scalar(db, "SELECT max(updated_at) FROM deliveries"
-                                       " WHERE state = 'sent'"))
-        oldest_due = _parse(_scalar(db, "SELECT min(o.created_at) FROM deliveries d"
-                                        " JOIN outgoing o ON o.id = d.outgoing_id"
-                                        " WHERE d.state IN ('pending', 'deferred')"
-                                        " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)",
-                                    (iso(now),)))
-        lists = []
-        for mlist in cfg.lists:
-            members = _count_by(db, "SELECT status, count(*) FROM members"
-                                    " WHERE list_address = ? GROUP BY status", (mlist.address,))
-            held, oldest = db.execute("SELECT count(*), min(created_at) FROM posts"
-                                      " WHERE list_address = ? AND state = 'held'",
-                                      (mlist.address,)).fetchone()
-            parked = int(_scalar(db, "SELECT count(*) FROM posts WHERE list_address = ?"
-                                     " AND state = 'parked'", (mlist.address,)) or 0)
-            lists.append(ListHealth(mlist.address, members, int(held), _parse(oldest),
-                                    mlist.hold_days, parked))
-        undelivered = int(_scalar(db, "SELECT count(*) FROM deliveries d"
-                                      " JOIN outgoing o ON o.id = d.outgoing_id"
-                                      " WHERE d.state IN ('pending', 'sending', 'deferred')"
-                                      " AND o.created_at < ?",
-                                      (iso(now - UNDELIVERED_AFTER),)) or 0)
-        stuck = int(_scalar(db, "SELECT count(*) FROM inbox WHERE state IN ('new', 'processing')"
-                                " AND received_at < ?", (iso(now - INBOX_STUCK_AFTER),)) or 0)
-        inbox_parked = int(_scalar(db, "SELECT count(*) FROM inbox WHERE outcome LIKE 'parked:%'"
-                                       " AND handled_at >= ?", (day_ago,)) or 0)
-        bounce_errors = int(_scalar(db, "SELECT count(*) FROM inbox WHERE role = 'bounces'"
-                                        " AND outcome LIKE ? AND handled_at >= ?",
-                                        (f"{ANALYSIS_FAILED}%", day_ago)) or 0)
-        created = _parse(_scalar(db, "SELECT min(applied_at) FROM schema_version"))
-    finally:
-        db.close()
+    inbox = await _count_by(store, "SELECT state, count(*) FROM inbox GROUP BY state")
+    inbox_failed = int(await _scalar(store, "SELECT count(*) FROM inbox WHERE state = 'failed'"
+                                     " AND handled_at >= ?", (day_ago,)) or 0)
+    deliveries = await _count_by(store, "SELECT state, count(*) FROM deliveries"
+                                        " WHERE state IN ('pending', 'sending', 'deferred')"
+                                        " GROUP BY state")
+    failed = int(await _scalar(store, "SELECT count(*) FROM deliveries WHERE state = 'failed'"
+                                      " AND updated_at >= ?", (day_ago,)) or 0)
+    last_sent = _parse(await _scalar(store, "SELECT max(updated_at) FROM deliveries"
+                                            " WHERE state = 'sent'"))
+    oldest_due = _parse(await _scalar(
+        store, "SELECT min(o.created_at) FROM deliveries d JOIN outgoing o ON o.id = d.outgoing_id"
+               " WHERE d.state IN ('pending', 'deferred')"
+               " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)", (iso(now),)))
+    lists = []
+    for mlist in cfg.lists:
+        members = await _count_by(store, "SELECT status, count(*) FROM members"
+                                         " WHERE list_address = ? GROUP BY status",
+                                  (mlist.address,))
+        row = await store.fetchone("SELECT count(*), min(created_at) FROM posts"
+                                   " WHERE list_address = ? AND state = 'held'",
+                                   (mlist.address,))
+        held, oldest = (row[0], row[1]) if row else (0, None)
+        parked = int(await _scalar(store, "SELECT count(*) FROM posts WHERE list_address = ?"
+                                          " AND state = 'parked'", (mlist.address,)) or 0)
+        lists.append(ListHealth(mlist.address, members, int(held), _parse(oldest),
+                                mlist.hold_days, parked))
+    undelivered = int(await _scalar(store, "SELECT count(*) FROM deliveries d"
+                                           " JOIN outgoing o ON o.id = d.outgoing_id"
+                                           " WHERE d.state IN ('pending', 'sending', 'deferred')"
+                                           " AND o.created_at < ?",
+                                    (iso(now - UNDELIVERED_AFTER),)) or 0)
+    stuck = int(await _scalar(store, "SELECT count(*) FROM inbox"
+                                     " WHERE state IN ('new', 'processing') AND received_at < ?",
+                              (iso(now - INBOX_STUCK_AFTER),)) or 0)
+    inbox_parked = int(await _scalar(store, "SELECT count(*) FROM inbox"
+                                            " WHERE outcome LIKE 'parked:%' AND handled_at >= ?",
+                                     (day_ago,)) or 0)
+    bounce_errors = int(await _scalar(store, "SELECT count(*) FROM inbox WHERE role = 'bounces'"
+                                             " AND outcome LIKE ? AND handled_at >= ?",
+                                      (f"{ANALYSIS_FAILED}%", day_ago)) or 0)
+    created = _parse(await _scalar(store, "SELECT min(applied_at) FROM schema_version"))
     found = backups.existing(backups.backups_dir(cfg))
     last_backup = found[-1] if found else None
-    report = Report(now, ZoneInfo(cfg.server.timezone), cfg.database_path, inbox, inbox_failed,
+    report = Report(now, ZoneInfo(cfg.server.timezone), cfg.database_name, inbox, inbox_failed,
                     deliveries, failed, last_sent, lists, last_backup,
                     backups.taken_at(last_backup) if last_backup else None,
                     next_runs(cfg.server.timezone, now), delivery_of(cfg), oldest_due,
                     inbox_parked_recent=inbox_parked, bounce_errors_recent=bounce_errors,
-                    web_url=cfg.web.base_url if cfg.web is not None else None)
+                    web_url=cfg.web.base_url if cfg.web is not None else None,
+                    backups_elsewhere=cfg.store.is_postgresql)
     report.reasons = reasons_for(report, undelivered=undelivered, stuck=stuck, created=created)
     return report
 
 
-def database_problem(cfg: Config) -> str | None:
-    """Why there is nothing to gather yet (no data_dir, no database, an old schema), or None."""
+async def database_problem(cfg: Config) -> str | None:
+    """Why there is nothing to gather yet (no data_dir, no database, an old schema), or None.
+
+    Looks without opening the store: opening migrates, and ``status`` changes
+    nothing. An unreachable PostgreSQL server is ``StoreError``.
+    """
     unusable = preflight.data_dir_problem(cfg)
     if unusable is not None:
         return f"{cfg.path}: [server] data_dir: {unusable}"
-    if not cfg.database_path.is_file():
-        return f"no database at {cfg.database_path} (run 'listserv init')"
-    with sqlite3.connect(f"file:{cfg.database_path}?mode=ro", uri=True) as db:
-        have = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+    missing = await not_ready(cfg)
+    if missing is not None:
+        return missing
+    have = await stored_version(cfg) or 0
     want = MIGRATIONS[-1][0]
     if have < want:
-        return (f"database {cfg.database_path} has schema version {have}, this listserv"
+        return (f"database {cfg.database_name} has schema version {have}, this listserv"
                 f" needs {want}: run 'listserv init' (or start the daemon) to migrate it")
     return None
 
 
-def snapshot(cfg: Config, now: datetime | None = None) -> dict[str, Any]:
-    """The facts as a dict: ``status --json`` and ``GET /healthz``. Blocking (sqlite3)."""
+async def _read(cfg: Config, now: datetime | None) -> Report | str:
+    """The report from a store opened for this read, or why there is none (one line)."""
     try:
-        problem = database_problem(cfg)
-        if problem is None:
-            return facts(gather(cfg, now))
-    except sqlite3.Error as exc:
-        problem = f"database {cfg.database_path}: {exc}"
+        problem = await database_problem(cfg)
+        if problem is not None:
+            return problem
+        store = await open_store(cfg)
+        try:
+            return await gather(store, cfg, now)
+        finally:
+            await store.close()
+    except (StoreError, sqlite3.Error) as exc:
+        text = str(exc)
+        return text if cfg.database_name in text else f"database {cfg.database_name}: {text}"
+
+
+async def snapshot(cfg: Config, now: datetime | None = None, *,
+                   store: Store | None = None) -> dict[str, Any]:
+    """The facts as a dict: ``status --json``, and ``GET /healthz`` with the daemon's store."""
+    if store is not None:
+        try:
+            return facts(await gather(store, cfg, now))
+        except (StoreError, sqlite3.Error) as exc:
+            problem = f"database {cfg.database_name}: {exc}"
+    else:
+        found = await _read(cfg, now)
+        if isinstance(found, Report):
+            return facts(found)
+        problem = found
     return {"healthy": False, "reasons": [problem], "now": iso(now or datetime.now(UTC))}
 
 
 async def command(cfg: Config, *, as_json: bool = False) -> int:
     """``listserv status``: print the block (or JSON); exit 1 when something needs attention."""
     if as_json:
-        found = snapshot(cfg)
+        found = await snapshot(cfg)
         print(json.dumps(found, indent=2, ensure_ascii=False))
         return 0 if found["healthy"] else 1
-    try:
-        problem = database_problem(cfg)
-        if problem is not None:
-            print(f"listserv status: {problem}")
-            return 1
-        report = gather(cfg)
-    except sqlite3.Error as exc:
-        print(f"listserv status: database {cfg.database_path}: {exc}", file=sys.stderr)
+    report = await _read(cfg, None)
+    if not isinstance(report, Report):
+        print(f"listserv status: {report}")
         return 1
     print(render(report))
     return 0 if report.healthy else 1

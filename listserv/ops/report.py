@@ -55,7 +55,7 @@ class Delivery:
 class Report:
     now: datetime
     timezone: ZoneInfo
-    database: Path
+    database: Path | str            # the SQLite file, or the PostgreSQL URL (no password)
     inbox: dict[str, int]
     inbox_failed_recent: int
     deliveries: dict[str, int]
@@ -71,6 +71,7 @@ class Report:
     inbox_parked_recent: int = 0    # mails parked by the worker in the last 24 h (any role)
     bounce_errors_recent: int = 0   # bounces our own reader failed on in the last 24 h
     web_url: str | None = None      # the web face's public URL ([web] base_url), None when off
+    backups_elsewhere: bool = False  # PostgreSQL: pg_dump's backups, which listserv cannot see
 
     @property
     def healthy(self) -> bool:
@@ -103,7 +104,9 @@ def reasons_for(r: Report, *, undelivered: int, stuck: int, created: datetime | 
         if lh.oldest_held and r.now - lh.oldest_held > timedelta(days=lh.hold_days - 1):
             reasons.append(f"{lh.address}: held posts expire within a day"
                            f" (after {lh.hold_days} days); the coordinator should decide")
-    if r.last_backup_at is not None:
+    if r.backups_elsewhere:
+        pass     # the operator's pg_dump (deploy/postgresql) is watched by the operator
+    elif r.last_backup_at is not None:
         if r.now - r.last_backup_at > BACKUP_MAX_AGE:
             reasons.append(f"last backup is {_age(r.now - r.last_backup_at)} old")
     elif created is not None and r.now - created > BACKUP_MAX_AGE:
@@ -149,7 +152,9 @@ def render(r: Report) -> str:
                                if r.oldest_due else "-"),
              "last sent   " + (f"{local(r.last_sent)} ({_age(r.now - r.last_sent)} ago)"
                                if r.last_sent else "-"),
-             "backup      " + (f"{r.last_backup.name} ({_age(r.now - r.last_backup_at)} ago)"
+             "backup      " + ("pg_dump, by the operator (deploy/postgresql)"
+                               if r.backups_elsewhere
+                               else f"{r.last_backup.name} ({_age(r.now - r.last_backup_at)} ago)"
                                if r.last_backup and r.last_backup_at else "none")]
     for lh in r.lists:
         lines += ["", f"list {lh.address}",

@@ -20,8 +20,10 @@ the bodies go:
   after its own ``archive_days`` (0, the default: kept), and with the list's
   ``archive = "off"`` nothing is archived in the first place.
 
-The purge runs with ``PRAGMA secure_delete`` so the freed pages are
-overwritten rather than left readable in the file. Backups keep bodies for
+On SQLite the purge runs with ``PRAGMA secure_delete`` so the freed pages
+are overwritten rather than left readable in the file. PostgreSQL has no
+such switch: the same deletes run there, and the dead row versions go with
+autovacuum (and ``VACUUM FULL`` in ``Store.scrub`` after an erasure). Backups keep bodies for
 as long as a backup is kept (``backup.KEEP`` days), see docs/operations.md.
 Every statement is idempotent: a second run finds nothing more to do.
 """
@@ -106,11 +108,14 @@ async def purge(ctx: Context) -> dict[str, int]:
     now = ctx.clock()
     counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0,
               "dkim_seen": 0, "archive": 0}
+    sqlite = ctx.store.dialect == "sqlite"
     async with ctx.store.transaction() as db:
-        async with db.execute("PRAGMA secure_delete") as cur:
-            row = await cur.fetchone()
-        before = int(row[0]) if row else 0
-        await db.execute("PRAGMA secure_delete = ON")
+        before = 0
+        if sqlite:
+            async with db.execute("PRAGMA secure_delete") as cur:
+                row = await cur.fetchone()
+            before = int(row[0]) if row else 0
+            await db.execute("PRAGMA secure_delete = ON")
         try:
             for where, params, cutoff in _cutoffs(ctx.config, now):
                 counts["inbox_raw"] += await _purge_inbox(db, where, params, cutoff)
@@ -125,7 +130,8 @@ async def purge(ctx: Context) -> dict[str, int]:
                 counts["archive"] += await archive.expire(db, mlist.address,
                                                           mlist.archive_days, now)
         finally:
-            await db.execute(f"PRAGMA secure_delete = {before}")
+            if sqlite:
+                await db.execute(f"PRAGMA secure_delete = {before}")
     done = {k: v for k, v in counts.items() if v}
     if done:
         event("retention_purged", **done)

@@ -7,9 +7,10 @@ as an append-only list; ``rows`` the row types intake hands in and
 handlers get out. ``postgres.PgStore`` is the same interface on
 PostgreSQL, for several daemons on one database; ``dialect`` says the
 shell's SQL (written once, for SQLite) again for it, and ``backends``
-opens whichever ``[store] url`` names.
+opens whichever ``[store] url`` names; ``copy`` moves an SQLite
+installation into PostgreSQL (``listserv store migrate-to``).
 
 Core: rows, migrations, migrations_pg, seal, dialect
-Shell: database, postgres, backends, keys, replay
+Shell: database, postgres, backends, keys, replay, copy
 May import: clock, config, errors, mail
 """

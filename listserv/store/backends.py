@@ -8,9 +8,12 @@ its own earlier life left, never those of another daemon that is alive.
 
 from __future__ import annotations
 
+import contextlib
+
 from listserv.clock import Clock, utcnow
 from listserv.config import Config
-from listserv.errors import ConfigError
+from listserv.errors import ConfigError, StoreError
+from listserv.store import keys
 from listserv.store.database import Store
 
 
@@ -40,3 +43,60 @@ def _password(cfg: Config) -> str | None:
     except OSError as exc:
         raise ConfigError(f"{cfg.path}: [store] password_file: cannot read"
                           f" {cfg.store.password_file}: {exc.strerror}") from None
+
+
+async def stored_version(cfg: Config) -> int | None:
+    """The schema version in the database, read without migrating it; None: no database.
+
+    ``listserv status`` and ``store migrate-to`` look before they open: opening
+    migrates, and neither may change a database the operator did not ask to
+    change (nor create an SQLite file where there is none). ``StoreError``
+    when a PostgreSQL server cannot be reached.
+    """
+    if not cfg.store.is_postgresql:
+        import sqlite3
+
+        if not cfg.database_path.is_file():
+            return None
+        try:
+            with contextlib.closing(sqlite3.connect(
+                    f"file:{cfg.database_path}?mode=ro", uri=True, timeout=10)) as db:
+                row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+        except sqlite3.OperationalError:
+            return None   # a file without our schema_version table: nothing of ours
+        return int(row[0] or 0)
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(cfg.store.url, password=_password(cfg), timeout=10)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
+            ValueError) as exc:
+        raise StoreError(f"{cfg.database_name}: cannot connect: {exc}") from None
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+            return None
+        return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise StoreError(f"{cfg.database_name}: {exc}") from None
+    finally:
+        await conn.close()
+
+
+async def not_ready(cfg: Config) -> str | None:
+    """Why a command that reads must not open the store yet, or None.
+
+    No database (opening would make an empty one on SQLite, or fill an empty
+    PostgreSQL database with tables the operator did not ask for), or, on
+    PostgreSQL, no ``mail.key`` in data_dir: opening would make a new key,
+    and the mail other hosts stored would be unreadable here.
+    """
+    if await stored_version(cfg) is None:
+        if cfg.store.is_postgresql:
+            return (f"no database at {cfg.database_name} yet: it has no listserv tables"
+                    " (run 'listserv init')")
+        return f"no database at {cfg.database_path} (run 'listserv init')"
+    if cfg.store.is_postgresql and not (cfg.server.data_dir / keys.MAIL_KEY).is_file():
+        return (f"no {keys.MAIL_KEY} in {cfg.server.data_dir}: copy {keys.MAIL_KEY},"
+                f" {keys.VERP_KEY} and {keys.UNSUBSCRIBE_KEY} from a host that has them"
+                " (or run 'listserv init' on the first host)")
+    return None

@@ -223,9 +223,10 @@ class PgStore(Store):
 
     async def close(self) -> None:
         await super().close_writes()
-        if self._listener is not None:
+        if self._listener is not None:   # closing twice (a daemon stopped twice) is harmless
+            listener, self._listener = self._listener, None
             with contextlib.suppress(*_FAULTS):
-                await self._listener.close()
+                await listener.close()
         await self._pool.close()
 
     async def migrate(self) -> None:

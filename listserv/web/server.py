@@ -195,8 +195,8 @@ class WebServer:
         """200 or 503 with the reasons: the facts of ``listserv status --json``."""
         async with self._health_lock:  # a flood of probes reads the database once a second
             if self._health is None or time.monotonic() - self._health[0] >= 1.0:
-                found = await asyncio.to_thread(health.snapshot, self.ctx.config,
-                                                self.ctx.clock())
+                found = await health.snapshot(self.ctx.config, self.ctx.clock(),
+                                              store=self.ctx.store)
                 self._health = (time.monotonic(), found)
             found = self._health[1]
         return web.json_response(found, status=200 if found["healthy"] else 503,

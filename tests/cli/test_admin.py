@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from listserv.membership.memberfile import read_members
+from tests import sealed
 from tests.conftest import LIST, write_config
 
 OUTLOOK_CSV = (
@@ -79,7 +79,7 @@ def test_members_import_list_export_remove(config: Path, tmp_path: Path) -> None
     removed = cli(config, "members", "remove", LIST, "ANNA@example.org")
     assert removed.stdout.strip() == "1 removed, 0 unchanged, 0 skipped"
     assert cli(config, "members", "add", LIST, "not-an-address").returncode == 1
-    with sqlite3.connect(config.parent / "var" / "listserv.sqlite3") as db:
+    with sealed.connect(config.parent / "var" / "listserv.sqlite3") as db:
         events = db.execute("SELECT event, detail FROM consent_log WHERE address = ?",
                             ("anna@example.org",)).fetchall()
     assert [e[0] for e in events] == ["added", "removed"]
@@ -103,7 +103,7 @@ def test_privacy_export_and_erase(config: Path) -> None:
     assert erased.returncode == 0 and "members 1" in erased.stdout
     exported = json.loads(cli(config, "privacy", "export", "anna@example.org").stdout)
     assert exported["memberships"] == [] and exported["consent_log"] == []
-    with sqlite3.connect(config.parent / "var" / "listserv.sqlite3") as db:
+    with sealed.connect(config.parent / "var" / "listserv.sqlite3") as db:
         (trace,) = db.execute("SELECT address, event FROM consent_log").fetchall()
     assert trace[1] == "erased" and "anna" not in trace[0]
 
@@ -171,14 +171,14 @@ def test_init_writes_a_dkim_key_and_prints_its_record(tmp_path: Path) -> None:
 def test_members_enable_undoes_a_bounce_disable(config: Path) -> None:
     assert cli(config, "members", "add", LIST, "anna@example.org").returncode == 0
     db_path = config.parent / "var" / "listserv.sqlite3"
-    with sqlite3.connect(db_path) as db:
+    with sealed.connect(db_path) as db:
         db.execute("UPDATE members SET status = 'disabled', disabled_reason = 'bounces',"
                    " bounce_score = 5, disabled_notified_at = '2026-11-25T00:00:00.000000Z'")
     result = cli(config, "members", "enable", LIST, "ANNA@example.org", "bob@example.org")
     assert result.stdout.strip() == "1 enabled, 1 unchanged"
-    with sqlite3.connect(db_path) as db:
+    with sealed.connect(db_path) as db:
         row = db.execute("SELECT status, bounce_score, disabled_notified_at FROM members"
                          ).fetchone()
         events = [r[0] for r in db.execute("SELECT event FROM consent_log ORDER BY id")]
-    assert row == ("enabled", 0.0, None)
+    assert tuple(row) == ("enabled", 0.0, None)
     assert events == ["added", "enabled"]

@@ -74,7 +74,7 @@ async def test_an_unreadable_post_is_parked_listed_and_discarded(flow: Flow) -> 
     assert len(notices) == 1 and notices[0].startswith("Freigabe nötig: Danach")
     config = flow.daemon.config.path
     now = flow.daemon.clock()
-    report = gather(flow.daemon.config, now)
+    report = await gather(flow.daemon.store, flow.daemon.config, now)
     assert report.lists[0].parked == 1 and report.inbox_parked_recent == 1
     assert any("1 parked posts" in reason for reason in report.reasons)
     code, out, err = await cli(config, "held", "list")
@@ -84,7 +84,7 @@ async def test_an_unreadable_post_is_parked_listed_and_discarded(flow: Flow) -> 
     assert "State: parked" in out and "Message-ID: <slow@example.org>" in out
     code, out, _ = await cli(config, "held", "discard", "1")
     assert code == 0 and out.strip() == "post 1 discarded (was parked)"
-    assert gather(flow.daemon.config, now).lists[0].parked == 0
+    assert (await gather(flow.daemon.store, flow.daemon.config, now)).lists[0].parked == 0
 
 
 async def test_a_post_that_cannot_be_built_does_not_block_the_next(flow: Flow) -> None:

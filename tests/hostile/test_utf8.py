@@ -128,6 +128,6 @@ async def test_a_fault_in_bounce_reading_is_logged_and_counted(
     assert row["state"] == "done"
     assert row["outcome"] == "bounce analysis failed: KeyError: 'a reader bug'"
     assert "event=bounce_analysis_failed" in caplog.text
-    report = gather(hostile.daemon.config, hostile.daemon.clock())
+    report = await gather(hostile.daemon.store, hostile.daemon.config, hostile.daemon.clock())
     assert report.bounce_errors_recent == 1
     assert any("1 bounces could not be read" in reason for reason in report.reasons)

@@ -23,11 +23,14 @@ from listserv.ops import backup as backups
 from listserv.ops.backup import backup
 from listserv.store import keys
 from listserv.store.database import Store
+from tests import pgbridge, sealed
 from tests.conftest import LIST, MODERATOR, FakeClock, FakeDns, mail, make_daemon, wait_for
 from tests.delivery import test_transports as test_transports
 from tests.delivery.test_transports import Relay
 
 serve = test_transports.serve  # the relay sink fixture
+# listserv's own backups are SQLite's; on PostgreSQL they are pg_dump's (tested below).
+sqlite_only = pytest.mark.skipif(pgbridge.ENABLED, reason="listserv's backups are SQLite's")
 
 ANNA = "anna@x.de"
 
@@ -103,6 +106,7 @@ def test_a_missing_database_is_an_error_and_creates_nothing(tmp_path: Path) -> N
     assert not (tmp_path / "nothing.sqlite3").exists()
 
 
+@sqlite_only
 async def test_the_daily_job_writes_into_data_dir_backups(
     clocked_daemon: Daemon, clock: FakeClock
 ) -> None:
@@ -117,6 +121,7 @@ async def test_the_daily_job_writes_into_data_dir_backups(
 # -- backup while delivering, then restore ------------------------------------
 
 
+@sqlite_only
 async def test_backup_taken_while_delivering_restores_and_runs(
     serve: Callable[..., Any], config_factory: Callable[..., Config], dns: FakeDns,
     tmp_path: Path, daemons: list[Daemon],
@@ -200,8 +205,8 @@ async def test_a_restart_mid_retry_schedule_loses_no_retry(
     query = "SELECT rcpt, state, attempts, next_attempt FROM deliveries ORDER BY rcpt"
 
     def deliveries() -> list[tuple[Any, ...]]:
-        with sqlite3.connect(cfg.database_path) as db:
-            return db.execute(query).fetchall()
+        with sealed.connect(cfg.database_path) as db:
+            return [tuple(r) for r in db.execute(query).fetchall()]
 
     await wait_for(lambda: {r[1] for r in deliveries()} == {"deferred"}, timeout=10)
     schedule = deliveries()
@@ -220,3 +225,36 @@ async def test_a_restart_mid_retry_schedule_loses_no_retry(
     await wait_for(lambda: {r[1] for r in deliveries()} == {"sent"}, timeout=10)
     assert relay.delivered() == Counter({m: 1 for m in members})
     assert {r[2] for r in deliveries()} == {2}       # the deferred try, then the one after
+
+
+# -- on PostgreSQL the operator's pg_dump makes the backups --------------------
+
+
+async def test_on_postgresql_backup_says_pg_dump_and_the_daily_job_skips_quietly(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from listserv import config as configuration
+    from listserv.context import Context
+    from listserv.store.backends import open_store
+    from tests.conftest import write_config
+    from tests.ops.test_health import run_cli
+
+    path = write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n')
+    cfg = configuration.load(path)
+    assert run_cli("init", "--config", str(path), cwd=tmp_path).returncode == 0
+    made = run_cli("backup", "--config", str(path), cwd=tmp_path)
+    assert made.returncode == backups.EXIT_NOT_HERE == 2
+    assert made.stdout == ""
+    assert made.stderr.splitlines() == [
+        f"listserv backup: the database is PostgreSQL ({pg_url}): back it up with pg_dump"
+        " (deploy/postgresql); nothing was written"]
+    assert not backups.backups_dir(cfg).exists()
+    store = await open_store(cfg)
+    try:
+        with caplog.at_level("INFO", logger="listserv"):
+            assert await backups.backup_job(Context(config=cfg, store=store,
+                                                    clock=lambda: datetime.now(UTC))) == ""
+    finally:
+        await store.close()
+    assert any("event=backup_skipped" in r.getMessage() for r in caplog.records)
+    assert not backups.backups_dir(cfg).exists()

@@ -18,15 +18,21 @@ from listserv.clock import iso
 from listserv.config import Config
 from listserv.ops.backup import backup
 from listserv.ops.health import gather, next_runs, render
+from listserv.store.backends import open_store
 from listserv.store.database import Store
+from tests import pgbridge
 from tests.conftest import LIST, ROOT, FakeClock
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)   # 10:00 in Berlin
 
 
+# Tests of SQLite's own files (backups, the file that is not there): not on PostgreSQL.
+sqlite_only = pytest.mark.skipif(pgbridge.ENABLED, reason="about SQLite's own files")
+
+
 @pytest.fixture
 async def store(cfg: Config, clock: FakeClock) -> AsyncIterator[Store]:
-    s = await Store.open(cfg.database_path, clock=clock)
+    s = await open_store(cfg, clock=clock)
     yield s
     await s.close()
 
@@ -59,12 +65,13 @@ async def quiet_list(store: Store) -> None:
                  state="sent", updated_at=iso(T0 - timedelta(minutes=2)))
 
 
+@sqlite_only
 async def test_a_healthy_list_shows_its_numbers_and_needs_nothing(
     cfg: Config, store: Store
 ) -> None:
     await quiet_list(store)
     backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(hours=8))
-    report = gather(cfg, T0)
+    report = await gather(store, cfg, T0)
     assert report.healthy, report.reasons
     text = render(report)
     assert "listserv status at 25.11.2026, 10:00 Uhr (Europe/Berlin)" in text
@@ -84,7 +91,7 @@ async def test_status_names_the_web_face_url_of_the_embedded_default(cfg: Config
     default = configuration.load(ROOT / "config" / "listserv.toml")
     assert default.web is not None and (default.web.host, default.web.port) == ("127.0.0.1",
                                                                                  8080)
-    report = gather(dataclasses.replace(cfg, web=default.web), T0)
+    report = await gather(store, dataclasses.replace(cfg, web=default.web), T0)
     assert "web         http://127.0.0.1:8080/ (join form, /login, /desk/)" in render(report)
     assert facts(report)["web"] == "http://127.0.0.1:8080"
 
@@ -103,23 +110,26 @@ async def test_what_needs_attention_is_listed(cfg: Config, store: Store, clock: 
     await insert(store, "posts", inbox_id=held_inbox, list_address=LIST, sender="a@b.de",
                  rule="r", reason="r", created_at=iso(T0 - timedelta(days=13, hours=1)),
                  state="held")
-    backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(days=3))
-    report = gather(cfg, T0)
+    on_sqlite = store.dialect == "sqlite"     # on PostgreSQL, backups are pg_dump's
+    if on_sqlite:
+        backup(cfg.database_path, cfg.server.data_dir / "backups", now=T0 - timedelta(days=3))
+    report = await gather(store, cfg, T0)
     text = render(report)
-    assert len(report.reasons) == 5, report.reasons
+    assert len(report.reasons) == (5 if on_sqlite else 4), report.reasons
     assert "NEEDS ATTENTION:" in text
     assert "1 deliveries still not done an hour after queueing" in text
     assert "1 received mails not handled after 15 minutes" in text
     assert "1 received mails failed in the last 24 h" in text
     assert "held posts expire within a day" in text
-    assert "last backup is 3 days old" in text
+    assert ("last backup is 3 days old" in text) == on_sqlite
     assert "deferred 1" in text and "held      1, oldest 13 days old" in text
 
 
+@sqlite_only
 async def test_no_backup_at_all_counts_only_after_two_days(cfg: Config, store: Store,
                                                            clock: FakeClock) -> None:
-    assert gather(cfg, clock.now).healthy      # a fresh install has had no night yet
-    assert gather(cfg, clock.now + timedelta(days=3)).reasons == [
+    assert (await gather(store, cfg, clock.now)).healthy      # a fresh install has had no night yet
+    assert (await gather(store, cfg, clock.now + timedelta(days=3))).reasons == [
         "no backup yet (run 'listserv backup'; the daemon makes one daily)"]
 
 
@@ -139,6 +149,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
+@sqlite_only
 def test_cli_status_and_backup_exit_codes(cfg: Config, tmp_path: Path) -> None:
     config = str(cfg.path)
     missing = run_cli("status", "--config", config, cwd=tmp_path)
@@ -160,6 +171,7 @@ def test_cli_status_and_backup_exit_codes(cfg: Config, tmp_path: Path) -> None:
     assert "not handled after 15 minutes (is the daemon running?)" in status.stdout
 
 
+@sqlite_only
 async def test_an_old_database_is_named_and_init_is_suggested(
     tmp_path, capsys, monkeypatch
 ) -> None:
@@ -195,10 +207,10 @@ async def test_facts_for_a_monitor_carry_the_oldest_due_delivery_and_the_same_re
                          kind="post", list_address=LIST, mail_from="b@x.de", raw=b"x")
     await insert(store, "deliveries", outgoing_id=later, rcpt="m4@x.de", domain="x.de",
                  state="deferred", next_attempt=iso(T0 + timedelta(hours=1)))  # not due yet
-    report = gather(cfg, T0)
+    report = await gather(store, cfg, T0)
     assert report.oldest_due == queued
     found = facts(report)
-    again = snapshot(cfg, T0)      # interval jobs count from the real clock: leave them out
+    again = await snapshot(cfg, T0)      # interval jobs count from the real clock: leave them out
     assert {k: v for k, v in found.items() if k != "next_runs"} == \
         {k: v for k, v in again.items() if k != "next_runs"}
     assert found["oldest_due_delivery"] == {"at": iso(queued), "age_seconds": 1200}
@@ -212,9 +224,64 @@ async def test_facts_for_a_monitor_carry_the_oldest_due_delivery_and_the_same_re
     assert "oldest due  25.11.2026, 09:40 Uhr (20 min ago)" in render(report)
 
 
-def test_a_missing_database_is_a_reason_not_a_crash(cfg: Config) -> None:
+async def test_a_missing_database_is_a_reason_not_a_crash(cfg: Config) -> None:
     from listserv.ops.health import snapshot
 
-    found = snapshot(cfg, T0)
+    found = await snapshot(cfg, T0)
     assert found["healthy"] is False
-    assert found["reasons"] == [f"no database at {cfg.database_path} (run 'listserv init')"]
+    if cfg.store.is_postgresql:
+        assert found["reasons"] == [f"no database at {cfg.store.url} yet: it has no listserv"
+                                    " tables (run 'listserv init')"]
+    else:
+        assert found["reasons"] == [f"no database at {cfg.database_path} (run 'listserv init')"]
+
+
+def test_status_on_postgresql_reads_through_the_store_and_names_the_server(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from tests.conftest import write_config
+
+    config = str(write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n'))
+    empty = run_cli("status", "--config", config, cwd=tmp_path)
+    assert empty.returncode == 1
+    assert empty.stdout.strip() == (f"listserv status: no database at {pg_url} yet: it has no"
+                                    " listserv tables (run 'listserv init')")
+    assert run_cli("init", "--config", config, cwd=tmp_path).returncode == 0
+    status = run_cli("status", "--config", config, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"database    {pg_url}" in status.stdout
+    assert "backup      pg_dump, by the operator (deploy/postgresql)" in status.stdout
+    assert "OK: nothing needs attention" in status.stdout
+    as_json = run_cli("status", "--json", "--config", config, cwd=tmp_path)
+    assert as_json.returncode == 0 and '"healthy": true' in as_json.stdout
+
+
+def test_status_on_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    from tests.conftest import write_config
+
+    nowhere = f"postgresql://listserv@/listserv?host={tmp_path / 'no-socket-here'}"
+    config = str(write_config(tmp_path, extra=f'[store]\nurl = "{nowhere}"\n'))
+    status = run_cli("status", "--config", config, cwd=tmp_path)
+    assert status.returncode == 1
+    lines = status.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"listserv status: {nowhere}: cannot connect")
+    assert "Traceback" not in status.stderr + status.stdout
+
+
+def test_status_on_postgresql_without_the_keys_asks_for_them_and_makes_none(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from tests.conftest import write_config
+
+    config = str(write_config(tmp_path, extra=f'[store]\nurl = "{pg_url}"\n'))
+    assert run_cli("init", "--config", config, cwd=tmp_path).returncode == 0
+    (tmp_path / "var" / "mail.key").unlink()      # a second host, keys not copied yet
+    for command in (["status"], ["members", "list"]):
+        out = run_cli(*command, "--config", config, cwd=tmp_path)
+        assert out.returncode == 1
+        assert "no mail.key in" in out.stdout + out.stderr
+        assert "copy mail.key, verp.key and unsubscribe.key" in out.stdout + out.stderr
+    second_init = run_cli("init", "--config", config, cwd=tmp_path)
+    assert second_init.returncode == 1
+    assert "is in use already" in second_init.stderr and "copy mail.key" in second_init.stderr
+    assert not (tmp_path / "var" / "mail.key").exists()

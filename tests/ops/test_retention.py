@@ -12,7 +12,7 @@ from listserv.config import Config
 from listserv.context import Context
 from listserv.daemon import Daemon
 from listserv.ops.retention import purge
-from listserv.store.database import Store
+from listserv.store.backends import open_store
 from tests.conftest import LIST, MODERATOR, FakeClock, mail
 from tests.mailflow import Flow
 
@@ -74,15 +74,19 @@ async def test_bodies_go_after_retention_but_held_posts_and_consent_stay(
     assert flow.query("SELECT state FROM posts")[0][0] == "expired"
 
 
-@pytest.fixture
-async def ctx(config_factory: Callable[..., Config], clock: FakeClock
-              ) -> AsyncIterator[Context]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def ctx(config_factory: Callable[..., Config], clock: FakeClock,
+              request: pytest.FixtureRequest) -> AsyncIterator[Context]:
+    """The same purge on both backends (secure_delete is SQLite's alone)."""
     lists = [{"address": LIST, "display_name": "SAS", "moderators": [MODERATOR],
               "retention_days": 7},
              {"address": "other@gelsenkirchen.de", "display_name": "O",
               "moderators": [MODERATOR]}]
-    cfg = config_factory(lists=lists)
-    store = await Store.open(cfg.database_path, clock=clock)
+    extra = ""
+    if request.param == "postgresql":
+        extra = f'[store]\nurl = "{request.getfixturevalue("pg_url")}"\n'
+    cfg = config_factory(lists=lists, extra=extra)
+    store = await open_store(cfg, clock=clock)
     yield Context(config=cfg, store=store, clock=clock)
     await store.close()
 
@@ -146,6 +150,8 @@ async def test_retention_days_per_list_and_work_in_progress_is_kept(
 
 
 async def test_purge_leaves_secure_delete_as_it_was(ctx: Context) -> None:
+    if ctx.store.dialect != "sqlite":
+        pytest.skip("PRAGMA secure_delete is SQLite's; PostgreSQL has no such switch")
     async def secure_delete() -> int:
         row = await ctx.store.fetchone("PRAGMA secure_delete")
         assert row is not None
