@@ -27,6 +27,13 @@ async def open_store(cfg: Config, *, clock: Clock = utcnow) -> Store:
         return await Store.open(cfg.database_path, clock=clock, instance=instance_of(cfg))
     from listserv.store.postgres import PgStore  # asyncpg only where it is used
 
+    if not (cfg.server.data_dir / keys.MAIL_KEY).is_file() and await stored_version(cfg):
+        # A database in use and no key here: a new key would make every mail the
+        # other hosts stored unreadable on this one. The operator copies the keys.
+        raise StoreError(f"no {keys.MAIL_KEY} in {cfg.server.data_dir}, and {cfg.database_name}"
+                         f" is in use: copy {keys.MAIL_KEY}, {keys.VERP_KEY} and"
+                         f" {keys.UNSUBSCRIBE_KEY} from a host that has them")
+
     return await PgStore.connect(
         cfg.store.url, data_dir=cfg.server.data_dir, password=_password(cfg), clock=clock,
         instance=instance_of(cfg), lease=float(cfg.store.lease_seconds),

@@ -145,3 +145,22 @@ async def _try(write: object) -> object:
         return await write  # type: ignore[misc]
     except StoreError:
         return None
+
+
+async def test_a_second_host_without_the_keys_is_refused(pg_url: str, tmp_path: Path) -> None:
+    """Opening would make a new mail.key: the first host's stored mail unreadable here."""
+    from listserv import config as configuration
+    from listserv.store.backends import open_store
+    from tests.conftest import write_config
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    extra = f'\n[store]\nurl = "{pg_url}"\n'
+    first = configuration.load(write_config(tmp_path / "one", extra=extra))
+    store = await open_store(first)
+    await store.add_inbound([inbound(1)])
+    await store.close()
+    second = configuration.load(write_config(tmp_path / "two", extra=extra))
+    with pytest.raises(StoreError, match=r"copy mail\.key, verp\.key and unsubscribe\.key"):
+        await open_store(second)
+    assert not (second.server.data_dir / "mail.key").exists()
