@@ -37,7 +37,7 @@ async def record(db: aiosqlite.Connection, *, list_address: str, raw: bytes, fou
     """Archive one post; return its number in the list's archive."""
     async with db.execute(
         "INSERT INTO archive_lists (list_address, last_number) VALUES (?, 1)"
-        " ON CONFLICT (list_address) DO UPDATE SET last_number = last_number + 1"
+        " ON CONFLICT (list_address) DO UPDATE SET last_number = archive_lists.last_number + 1"
         " RETURNING last_number", (list_address,)) as cur:
         row = await cur.fetchone()
     assert row is not None

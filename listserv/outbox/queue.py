@@ -105,7 +105,7 @@ async def queue_more(db: aiosqlite.Connection, outgoing_id: int, limit: int = CH
     list_address, after = row[0], row[1]
     async with db.execute(
         "SELECT max(id), count(*) FROM (SELECT id FROM members WHERE list_address = ?"
-        " AND status = 'enabled' AND id > ? ORDER BY id LIMIT ?)",
+        " AND status = 'enabled' AND id > ? ORDER BY id LIMIT ?) AS chunk",
         (list_address, after, limit),
     ) as cur:
         upto, found = await cur.fetchone()  # type: ignore[misc]
