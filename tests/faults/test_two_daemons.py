@@ -30,6 +30,7 @@ import shutil
 import smtplib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +168,40 @@ def test_sigkill_one_of_two_daemons_mid_fanout_the_other_finishes(
         rows = sql(pg_url, "SELECT count(*) AS n, count(DISTINCT outgoing_id) AS posts"
                            " FROM deliveries")[0]
         assert (rows["n"], rows["posts"]) == (n, 1), "the post was queued twice"
+    finally:
+        sink.close()
+
+
+def test_a_live_daemons_claims_are_not_taken_over_when_its_page_outlasts_the_lease(
+    tmp_path: Path, pg_url: str, procs: list[Proc]
+) -> None:
+    """A slow relay: one claimed page takes longer to send than the lease lasts.
+
+    The daemon that claimed it renews its leases while it lives, so the other
+    one (woken when the lease would run out) takes nothing over and nothing
+    is sent twice.
+    """
+    n = 1500   # a first chunk of 500 and a page of 1,000, claimed by one daemon each
+    sink = Sink(delay=0.02)   # 4 connections x 1 recipient: about 200 copies/s per daemon
+    try:
+        configs = two_configs(tmp_path, pg_url, {
+            "transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": sink.port,
+            "smtp_starttls": "off", "verp": True, "connections": 4})
+        members = [POSTER] + [f"mitglied{i}@schule{i % 7}.example" for i in range(n - 1)]
+        asyncio.run(_add_members(pg_url, members))
+        procs += [Proc(configs[0]), Proc(configs[1])]
+        began = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", procs[0].port, timeout=10) as smtp:
+            smtp.sendmail(POSTER, [LIST], mail(sender=POSTER, subject="Fachtag"))
+        poll(lambda: sql(pg_url, "SELECT count(*) AS n FROM deliveries"
+                                 " WHERE state <> 'sent'")[0]["n"] == 0
+             and sink.total() >= n, timeout=120, interval=0.05)
+        took = time.monotonic() - began
+        counts = sink.snapshot()
+        print(f"slow relay: n={n} took={took:.1f}s lease={LEASE_SECONDS}s"
+              f" repeats={sum(counts.values()) - len(counts)}")
+        assert took > 2 * LEASE_SECONDS, "the pages did not outlast the lease: slow the sink"
+        assert counts == {m.lower(): 1 for m in members}, "lost or sent twice"
     finally:
         sink.close()
 
