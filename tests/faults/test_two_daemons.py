@@ -42,7 +42,7 @@ from listserv.daemon import Daemon
 from listserv.ops.scheduler import JOBS
 from listserv.store import keys
 from tests.cli.test_serve import ENV
-from tests.conftest import LIST, MODERATOR, mail, toml_value, write_config
+from tests.conftest import LIST, MODERATOR, mail, toml_value, wait_for, write_config
 from tests.faults.helpers import FULL, Proc, Sink, poll
 
 asyncpg = pytest.importorskip("asyncpg")
@@ -204,6 +204,60 @@ def test_a_live_daemons_claims_are_not_taken_over_when_its_page_outlasts_the_lea
         assert counts == {m.lower(): 1 for m in members}, "lost or sent twice"
     finally:
         sink.close()
+
+
+async def test_two_daemons_finishing_one_fanout_queue_each_member_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Both daemons resume the same interrupted fan-out at once (``finish_fanouts`` runs
+    on each): the second waits for the first's chunk and goes on from the moved
+    cursor. (Reading the cursor unlocked, the second queued the same chunk again
+    and failed on the unique (outgoing_id, rcpt) at its commit: a failed job.)"""
+    from listserv.outbox import queue as outbox
+    from listserv.store.postgres import PgStore
+
+    members = [f"mitglied{i:04d}@schule.example" for i in range(3000)]
+    await _add_members_after_schema(pg_url, tmp_path, members)
+    a, b = [await PgStore.connect(pg_url, data_dir=tmp_path / "var", instance=name)
+            for name in ("host-a", "host-b")]
+    try:
+        async with a.transaction() as db:
+            outgoing_id, first = await outbox.enqueue_post(
+                db, now=a.clock(), list_address=LIST, mail_from="x-bounces@example.org",
+                raw=mail(subject="Fachtag"), message_id="<two@test>", inbox_id=None,
+                verp=True, personalize=False, first_chunk=500)
+        queued, release = asyncio.Event(), asyncio.Event()
+
+        async def chunk(store: PgStore, hold: bool) -> int:
+            async with store.transaction() as db:
+                count, _ = await outbox.queue_more(db, outgoing_id, 1000)
+                if hold:   # the first daemon's chunk, not committed yet
+                    queued.set()
+                    await release.wait()
+            return count
+
+        first_daemon = asyncio.create_task(chunk(a, hold=True))
+        await queued.wait()
+        second_daemon = asyncio.create_task(chunk(b, hold=False))
+        await wait_for(lambda: _sql(pg_url, "SELECT 1 FROM pg_stat_activity WHERE datname ="
+                                            " current_database() AND wait_event_type = 'Lock'"),
+                       timeout=20)
+        release.set()
+        counts = [first, *await asyncio.gather(first_daemon, second_daemon)]
+    finally:
+        await a.close()
+        await b.close()
+    rows = await _sql(pg_url, "SELECT rcpt, count(*) AS n FROM deliveries GROUP BY rcpt")
+    assert counts == [500, 1000, 1000]
+    assert len(rows) == 2500 and all(r["n"] == 1 for r in rows), "a member queued twice"
+
+
+async def _add_members_after_schema(pg_url: str, tmp_path: Path, members: list[str]) -> None:
+    from listserv.store.postgres import PgStore
+
+    store = await PgStore.connect(pg_url, data_dir=tmp_path / "var")  # migrates
+    await store.close()
+    await _add_members(pg_url, members)
 
 
 # -- the scheduler: once per slot across daemons ----------------------------------
