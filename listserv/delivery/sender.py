@@ -258,11 +258,9 @@ class Sender:
             await self._put(job, data, queued)
 
     async def _idle_timeout(self) -> float:
-        row = await self.store.fetchone(
-            "SELECT min(next_attempt) FROM deliveries WHERE state = 'deferred'")
-        if row is None or row[0] is None:
+        due = await self.store.next_delivery_due()  # a retry, or a dead daemon's claims
+        if due is None:
             return self.idle_poll
-        due = from_iso(row[0])
         return min(self.idle_poll, max(0.01, (due - self.clock()).total_seconds()))
 
     # -- workers ---------------------------------------------------------------

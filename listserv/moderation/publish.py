@@ -46,8 +46,9 @@ async def publish_approved(ctx: Context) -> int:
             continue
         now = ctx.clock()
         async with ctx.store.transaction() as db:
-            async with db.execute("SELECT outgoing_id, state FROM posts WHERE id = ?",
-                                  (row["id"],)) as cur:
+            # Locks the post's row (two daemons on PostgreSQL may publish it at once).
+            async with db.execute("UPDATE posts SET outgoing_id = outgoing_id WHERE id = ?"
+                                  " RETURNING outgoing_id, state", (row["id"],)) as cur:
                 current = await cur.fetchone()
             if current is None or current[0] is not None or current[1] != "approved":
                 continue  # queued or discarded meanwhile

@@ -124,17 +124,27 @@ class Scheduler:
 
     def _runner(self, spec: JobSpec) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            try:
-                if spec.once_per and not await self._take(spec):
-                    return
-                result = await spec.func(self.ctx)
-                if result:  # quiet when there was nothing to do
-                    event("job_done", job=spec.id, result=result)
-            except Exception as exc:  # a job's fault is logged; the next run tries again
-                event("job_failed", level="error", job=spec.id,
-                      error=f"{type(exc).__name__}: {exc}")
+            await self.fire(spec.id)
 
         return run
+
+    async def fire(self, job_id: str) -> bool:
+        """Run a job as its trigger does: once per slot across daemons; False if skipped.
+
+        Public so that a test (two daemons, a controlled clock) can fire a
+        daily job on both without waiting for the time of day.
+        """
+        spec = self._specs[job_id]
+        try:
+            if spec.once_per and not await self._take(spec):
+                return False
+            result = await spec.func(self.ctx)
+            if result:  # quiet when there was nothing to do
+                event("job_done", job=spec.id, result=result)
+        except Exception as exc:  # a job's fault is logged; the next run tries again
+            event("job_failed", level="error", job=spec.id,
+                  error=f"{type(exc).__name__}: {exc}")
+        return True
 
     async def _take(self, spec: JobSpec) -> bool:
         """The slot is ours to run (another daemon on the same database did not take it)."""

@@ -97,8 +97,10 @@ async def queue_more(db: aiosqlite.Connection, outgoing_id: int, limit: int = CH
     Call it inside a transaction: the rows and the cursor move together, so a
     crash between two chunks neither loses nor repeats a member.
     """
-    async with db.execute("SELECT list_address, fanout_after FROM outgoing WHERE id = ?",
-                          (outgoing_id,)) as cur:
+    # An UPDATE, not a SELECT: it locks the post's row until this commit, so a second
+    # daemon on PostgreSQL finishing the same fan-out waits and reads the moved cursor.
+    async with db.execute("UPDATE outgoing SET fanout_after = fanout_after WHERE id = ?"
+                          " RETURNING list_address, fanout_after", (outgoing_id,)) as cur:
         row = await cur.fetchone()
     if row is None or row[1] is None:
         return 0, True

@@ -281,6 +281,15 @@ class Store:
             return None
         return from_iso(row[0])
 
+    async def next_delivery_due(self) -> datetime | None:
+        """When the sender has work again: the first deferred delivery falls due or,
+        with several daemons, another daemon's claim runs out (and is taken over)."""
+        lease = " OR (state = 'sending' AND claimed_by <> ?)" if self.shared else ""
+        row = await self.fetchone(
+            "SELECT min(CASE state WHEN 'deferred' THEN next_attempt ELSE lease_until END)"
+            f" FROM deliveries WHERE state = 'deferred'{lease}", (self.claimer,) if lease else ())
+        return from_iso(row[0]) if row is not None and row[0] is not None else None
+
     async def finish(self, item_id: int, outcome: str) -> None:
         async with self.transaction() as db:
             await self.finish_in(db, item_id, outcome)

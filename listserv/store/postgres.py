@@ -13,8 +13,9 @@ What is different, and why:
 * **Several daemons.** Inbox rows are claimed with ``FOR UPDATE SKIP
   LOCKED`` and a lease (``inbox.claimed_by``, ``lease_until``): two daemons
   never take the same row, and a dead daemon's claim is taken over once its
-  lease has run out. At start a daemon takes back only the claims of its own
-  earlier life (same ``instance``), never another live daemon's.
+  lease has run out (a live daemon renews its leases every third of one).
+  At start a daemon takes back only the claims of its own earlier life
+  (same ``instance``), never another live daemon's.
 * **Durability.** ``synchronous_commit = on`` for every connection: intake's
   ``250`` follows a commit that is on the server's disk. A database that
   cannot be reached is a ``StoreError``, which intake answers with ``451``.
@@ -197,6 +198,7 @@ class PgStore(Store):
         self._sealer = sealer
         self._write = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._wakers: dict[str, list[Callable[[], None]]] = {}
         self._connect = connect    # a connection of its own, for LISTEN
 
@@ -222,6 +224,9 @@ class PgStore(Store):
         return store
 
     async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         await super().close_writes()
         if self._listener is not None:   # closing twice (a daemon stopped twice) is harmless
             listener, self._listener = self._listener, None
@@ -343,6 +348,25 @@ class PgStore(Store):
             await self._listener.add_listener(CHANNEL, self._heard)
         except _FAULTS as exc:
             raise StoreError(f"cannot listen for notifications: {exc}") from exc
+        self._renewer = asyncio.create_task(self._renew_leases(), name="leases")
+
+    async def _renew_leases(self) -> None:
+        """While this daemon lives, its claims stay its own: renewed every third of the lease.
+
+        A page of deliveries can take longer than the lease to send (a slow
+        relay, a long list); without renewal another daemon would take over
+        rows this one is still sending, and both would send them. A daemon
+        that dies stops renewing, and its claims run out after one lease.
+        """
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            until = iso(self.clock() + self.lease)
+            with contextlib.suppress(StoreError):  # the server is away: the next round tries
+                async with self.transaction() as db:
+                    for table, state in (("deliveries", "sending"), ("inbox", "processing")):
+                        await db.execute(f"UPDATE {table} SET lease_until = ?"
+                                         " WHERE state = ? AND claimed_by = ?",
+                                         (until, state, self.claimer))
 
     def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._wake_here({payload})
