@@ -81,7 +81,7 @@ class SyncPg:
         import asyncpg
 
         from listserv.store import keys
-        from listserv.store.postgres import PgConnection
+        from listserv.store.pg_connection import PgConnection
         from listserv.store.seal import Sealer
 
         self._conn = run(asyncpg.connect(url))

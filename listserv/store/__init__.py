@@ -11,6 +11,6 @@ opens whichever ``[store] url`` names; ``copy`` moves an SQLite
 installation into PostgreSQL (``listserv store migrate-to``).
 
 Core: rows, migrations, migrations_pg, seal, dialect
-Shell: database, postgres, backends, keys, replay, copy
+Shell: database, postgres, pg_connection, backends, keys, replay, copy
 May import: clock, config, errors, mail
 """
