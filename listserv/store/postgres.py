@@ -228,6 +228,8 @@ class PgStore(Store):
         """
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
+            if self._listener is not None and self._listener.is_closed():
+                await self._listen_again()   # the server restarted: LISTEN anew
             until = iso(self.clock() + self.lease)
             with contextlib.suppress(StoreError):  # the server is away: the next round tries
                 async with self.transaction() as db:
@@ -235,6 +237,15 @@ class PgStore(Store):
                         await db.execute(f"UPDATE {table} SET lease_until = ?"
                                          " WHERE state = ? AND claimed_by = ?",
                                          (until, state, self.claimer))
+
+    async def _listen_again(self) -> None:
+        """A new LISTEN connection; until it works, the processor's and sender's polls serve."""
+        assert self._connect is not None
+        with contextlib.suppress(*_FAULTS):
+            listener = await self._connect()
+            await listener.add_listener(CHANNEL, self._heard)
+            self._listener = listener
+            self._wake_here(set(self._wakers))   # what was committed meanwhile
 
     def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._wake_here({payload})

@@ -164,3 +164,27 @@ async def test_a_second_host_without_the_keys_is_refused(pg_url: str, tmp_path: 
     with pytest.raises(StoreError, match=r"copy mail\.key, verp\.key and unsubscribe\.key"):
         await open_store(second)
     assert not (second.server.data_dir / "mail.key").exists()
+
+
+async def test_a_lost_listen_connection_is_opened_again(pg_url: str, pg_server,
+                                                        tmp_path: Path) -> None:
+    a, b = await two(pg_url, tmp_path, lease=1.5)
+    woken = asyncio.Event()
+    b.on_notify("inbox", woken.set)
+    await b.listen()
+    name = urlsplit(pg_url).path.lstrip("/")
+    pg_server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                   f" WHERE datname = '{name}' AND query ILIKE 'LISTEN%'")
+    woken.clear()
+
+    async def heard() -> bool:
+        await a.add_inbound([inbound(len(await a.fetchall("SELECT id FROM inbox")))])
+        try:
+            await asyncio.wait_for(woken.wait(), timeout=0.5)
+        except TimeoutError:
+            return False
+        return True
+
+    assert await wait_for(heard, timeout=10)
+    await a.close()
+    await b.close()
