@@ -21,6 +21,8 @@ What is translated, and why each rule is safe:
 * ``LIKE`` is ``ILIKE``: SQLite's LIKE ignores ASCII case, PostgreSQL's does
   not, and the shell relies on the former (address searches).
 * ``instr(a, b)`` is ``strpos(a, b)`` (same arguments, same 1-based answer).
+* ``WHERE +column`` (SQLite's hint to leave an index alone) loses its
+  unary plus, which changes no value.
 * ``?NNN`` (SQLite's numbered parameter) is ``$NNN``; ``x IS ?`` and ``x IS
   NOT ?`` (SQLite compares any two values so) are ``IS [NOT] DISTINCT FROM``.
 
@@ -51,6 +53,9 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _INSERT_SELECT = re.compile(r"\)\s*SELECT\b", re.IGNORECASE)
 _ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b", re.IGNORECASE)
 _WORDS = (
+    # "WHERE +list_address = ?": SQLite's way to keep the planner off an index; the
+    # unary plus changes no value, and PostgreSQL has none for text.
+    (re.compile(r"\b(WHERE|AND|OR|ON)\s+\+(?=[A-Za-z_])", re.IGNORECASE), r"\1 "),
     # SQLite's IS / IS NOT compare any two values; PostgreSQL says it this way.
     (re.compile(r"\bIS\s+NOT\s+(?=[$?:])", re.IGNORECASE), "IS DISTINCT FROM "),
     (re.compile(r"\bIS\s+(?=[$?:])", re.IGNORECASE), "IS NOT DISTINCT FROM "),

@@ -83,3 +83,10 @@ def test_numbered_parameters_and_is_not() -> None:
     assert t.count == 3
     assert to_postgres("SELECT 1 WHERE a IS ? AND b IS NULL").sql == (
         "SELECT 1 WHERE a IS NOT DISTINCT FROM $1 AND b IS NULL")
+
+
+def test_sqlite_index_hints_lose_their_unary_plus() -> None:
+    t = to_postgres("SELECT id FROM members WHERE +list_address = ? AND +status = 'x'"
+                    " AND attempts + 1 > ?")
+    assert t.sql == ("SELECT id FROM members WHERE list_address = $1 AND status = 'x'"
+                     " AND attempts + 1 > $2")
