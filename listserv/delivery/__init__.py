@@ -9,6 +9,6 @@ hands them to a ``transports.Transport`` (``maildir`` or ``smtp``), then
 records each outcome.
 
 Core: transform, footer, plan, outcomes
-Shell: signing, personal, sender, transports, maildir, smtp, pipeline
+Shell: signing, template_signing, personal, sender, record, transports, maildir, smtp, pipeline
 May import: bounces, clock, commands, config, errors, log, outbox, store, texts
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -74,7 +74,11 @@ class FakeTransport:
         self.calls: list[tuple[str, list[str], bytes]] = []
         self.outcomes: list[tuple[str, Outcome]] = []
 
-    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
+    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                      before_data: Callable[[], Awaitable[object]] | None = None
+                      ) -> DeliveryResult:
+        if before_data is not None:
+            await before_data()
         self.calls.append((mail_from, list(rcpts), data))
         result = DeliveryResult({r: self.script(mail_from, r) for r in rcpts})
         self.outcomes += [(r, o.outcome) for r, o in result.outcomes.items()]
@@ -386,10 +390,11 @@ async def test_stop_puts_queued_rows_back_to_pending(
     gate = asyncio.Event()
 
     class Slow(FakeTransport):
-        async def deliver(self, mail_from: str, rcpts: list[str], data: bytes
+        async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                          before_data: Callable[[], Awaitable[object]] | None = None
                           ) -> DeliveryResult:
             await gate.wait()
-            return await super().deliver(mail_from, rcpts, data)
+            return await super().deliver(mail_from, rcpts, data, before_data=before_data)
 
     transport = Slow()
     sender = Sender(config, store, transport, clock=clock)
