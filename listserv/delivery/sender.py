@@ -83,6 +83,7 @@ class Sender:
         self.workers = max(1, config.delivery.connections)
         self._queue: asyncio.Queue[tuple[Job, bytes] | None] = asyncio.Queue(batch_size)
         self._wake = asyncio.Event()
+        self._claiming = asyncio.Event()  # a claim holds the store since the last wake
         self._flush_now = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,6 +118,16 @@ class Sender:
     def wake(self) -> None:
         """There are new rows: the enqueuer calls this after its commit."""
         self._wake.set()
+        self._claiming.clear()
+
+    async def claiming(self, timeout: float = 0.1) -> None:
+        """Return once a claim after the last ``wake`` holds the store (at most ``timeout``).
+
+        Publishing waits here between a post's first chunk and the rest: the
+        claim then runs before the next long write, not behind it.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._claiming.wait(), timeout)
 
     async def stop(self) -> None:
         """Finish the transactions in flight, record them; queued ones go back to pending."""
@@ -195,6 +206,7 @@ class Sender:
         # Not fsynced: after a power loss a claim may be lost, and the row is
         # simply claimed again (see Store.transaction).
         async with self.store.transaction() as db:
+            self._claiming.set()
             for where, order in (("state = 'pending' AND next_attempt IS NULL",
                                   "outgoing_id, domain"),
                                  ("state = 'deferred' AND next_attempt <= :now",
