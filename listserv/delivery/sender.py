@@ -6,14 +6,17 @@ Three tasks share one queue:
   time has come: ``-> sending``), a page at a time so that a 100,000-member
   post is never in memory whole; cuts them into transactions
   (``delivery.plan``); builds and signs the bytes; and queues the jobs;
-* ``connections`` *workers* hand jobs to the transport, in parallel;
-* the *recorder* writes the outcomes back, hundreds of rows per commit
-  (sent, deferred with its next attempt, failed), and counts 5xx bounces.
+* ``connections`` *workers* hand jobs to the transport, in parallel; a
+  worker's next body leaves only once its previous outcome is committed
+  (its envelope may go before: ``Transport.deliver``'s ``before_data``);
+* the *recorder* writes the outcomes back (``delivery.record``), all that
+  arrived while the last commit ran in one commit (sent, deferred with its
+  next attempt, failed), and counts 5xx bounces.
 
 A copy is signed once per distinct content: a bulk or VERP post is signed
 once (the bytes are cached by outgoing id), a personalised post once per
-member, in a process pool so that signing uses every core while this
-process talks SMTP. The producer sleeps until ``wake()`` (called after an
+member, in signing processes (``personal``) so that signing uses every
+core while this process talks SMTP. The producer sleeps until ``wake()`` (called after an
 enqueue commits) or the next deferred row falls due; it never polls.
 
 A crash leaves rows ``sending``; ``start`` puts them back to ``pending``, so
@@ -91,7 +94,10 @@ class Sender:
         self._results: list[tuple[Job, DeliveryResult]] = []
         self._unsent: list[Job] = []
         self._busy = 0  # workers in the middle of a transaction
-        self.coalesce = 0.001  # seconds a flush waits for the other connections' outcomes
+        # Seconds a flush waits for the other connections' outcomes. 0: outcomes that
+        # arrive during a commit go into the next one anyway (group commit), and a wait
+        # here delays every connection's next body (measured: 1 ms cost up to 40 %).
+        self.coalesce = 0.0
         self._recorded: list[asyncio.Event] = []  # workers waiting for their outcome's commit
         self._unrecorded = 0
         self._outgoing: OrderedDict[int, tuple[Outgoing, bytes | None]] = OrderedDict()
@@ -310,9 +316,7 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), timeout=self.flush_interval)
             self._flush_now.clear()
-            if self._busy and not self._stopping:
-                # Other connections are about to report: one commit for all of
-                # them costs less CPU than one each (it is what bounds the rate).
+            if self.coalesce and self._busy and not self._stopping:
                 await asyncio.sleep(self.coalesce)
             try:
                 await self.flush()
