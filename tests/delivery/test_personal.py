@@ -6,22 +6,29 @@ template, signed in the signing processes from the members' values alone),
 the other's base64 (no byte substitution is exact: rendered and signed whole).
 Every copy is RSA-signed and must verify with dkimpy, carry its own member's
 one-click URL (List-Unsubscribe and footer) and belong to its own post.
+Then a signing process killed under the pool: it is replaced.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 from typing import Any
 
-from listserv.config import Config
+import pytest
+
+from listserv.config import Config, DkimConfig
 from listserv.daemon import Daemon
 from listserv.delivery import transform
-from listserv.delivery.plan import unsubscribe_token
+from listserv.delivery.personal import SigningPool
+from listserv.delivery.plan import PersonalCopies, fill, unsubscribe_token
 from listserv.outbox import queue as outbox
 from listserv.store import keys
 from tests.conftest import LIST, mail, wait_for
@@ -85,3 +92,33 @@ async def test_two_personalised_posts_in_one_page_each_copy_its_own_and_signed(
         assert cte == ("base64" if subject == "Anhang" else "quoted-printable")
     assert seen == Counter({(s, m): 1 for s in posts for m in MEMBERS})
     await wait_for(lambda: daemon.sender is not None and daemon.sender.sent == 2 * len(MEMBERS))
+
+
+async def test_a_killed_signing_process_fails_its_chunk_and_the_next_gets_a_new_one(
+    tmp_path: Path, config_factory: Callable[..., Config],
+) -> None:
+    """The chunk in the dead process fails (the sender then retries its rows: 451);
+    the next chunk goes to a fresh process, which is sent the template again."""
+    _, record = rsa_key(tmp_path)
+    config = config_factory()
+    key_path = tmp_path / "dkim" / "listserv.key"
+    pool = SigningPool(DkimConfig(domain="gelsenkirchen.de", selector="test",
+                                  private_key=key_path), workers=1)
+    try:
+        await pool.wait_ready()
+        msg = message_from_bytes(mail(body=QP_BODY), _class=EmailMessage, policy=default)
+        raw = transform.list_copy(msg, config.lists[0], add_footer=False).as_bytes()
+        copies = PersonalCopies(raw, config.lists[0], base_url=BASE_URL, secret=b"k" * 32,
+                                sample_member=MEMBERS[0])
+        assert copies.template is not None
+        values = [copies.value(m).encode() for m in MEMBERS[:3]]
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            await pool.signatures(copies, values)
+        fields = await pool.signatures(copies, values)
+        assert pool.pids() and pool.pids() != [pid]
+        for value, field in zip(values, fields, strict=True):
+            assert verifies(field + fill(copies.template, copies.slots, value), record.encode())
+    finally:
+        pool.close()
