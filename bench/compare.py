@@ -256,20 +256,24 @@ def render(files: list[Path]) -> str:
     for file in files:
         sit = json.loads(file.read_text())
         m = sit["machine"]
+        with_mailman = any(r["who"] != "listserv" for r in sit["runs"])
+        who = (f"listserv N = {sit['members']:,}, Mailman N = {sit['mailman_members']:,}; "
+               f"{sit['runs_each']} runs each, alternating. Mailman tuned: "
+               f"`[mta] max_recipients: {sit['tuning']['max_recipients']}`, `[runner.out] "
+               f"instances: {sit['tuning']['runner.out instances']}` "
+               f"({sit['tuning']['how']})." if with_mailman else
+               f"listserv N = {sit['members']:,}, {sit['runs_each']} runs a mode, then the "
+               "sink's ceiling (`--no-mailman`: no Mailman runs, so listserv's runs and the "
+               "ceiling lie minutes, not half an hour, apart).")
         out += [f"### Sitting {sit['started']} (`{file.relative_to(HERE.parent)}`)", "",
                 f"{m['cores']} cores ({m['shared']}), Python {m['python']}, "
                 + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
                 + f"; listserv at {m['listserv_commit']}. Load average (1, 5, 15 min) at start "
-                f"{sit['load_start']}, at end {sit.get('load_end')}. listserv N = "
-                f"{sit['members']:,}, Mailman N = {sit['mailman_members']:,}; "
-                f"{sit['runs_each']} runs each, alternating. Mailman tuned: "
-                f"`[mta] max_recipients: {sit['tuning']['max_recipients']}`, `[runner.out] "
-                f"instances: {sit['tuning']['runner.out instances']}` "
-                f"({sit['tuning']['how']}).", "",
+                f"{sit['load_start']}, at end {sit.get('load_end')}. " + who, "",
                 *([f"Mailman ran at N = {sit['mailman_members']:,} (its per-copy cost makes "
                    "three rounds at listserv's N longer than the sitting): compare the *rates* "
                    "(copies/s first → last), not the seconds.", ""]
-                  if sit["mailman_members"] != sit["members"] else []),
+                  if with_mailman and sit["mailman_members"] != sit["members"] else []),
                 "Seconds, median (min–max). *post → last*: the post's `250` to the last copy "
                 "at the sink; *first → last*: the sink's first to last copy. *checked*: "
                 "every run's members each got exactly one copy, 0 failed, DKIM sample "

@@ -168,12 +168,13 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
     t_recorded = time.time() - t0
     pool_pids: list[int] = []
     if sender._personal is not None:
-        pool_pids = list(sender._personal.pool._pool._processes)  # type: ignore[attr-defined]
+        pool_pids = sender._personal.pool.pids()
     pool_rss = [vm_hwm_kib(pid) for pid in pool_pids]
     result = {"t0": t0, "recorded_s": round(t_recorded, 3), "sent": sender.sent,
               "first_pass_s": first_pass_s,
               "retry_pass_s": round(time.time() - t_retry, 3) if args.defer_every else None,
               "failed": sender.failed, "deferred_attempts": sender.deferred,
+              "commits": sender.commits,
               "rss_peak_mib": round(vm_hwm_kib() / 1024, 1),
               "rss_before_post_mib": round(rss_idle / 1024, 1),
               "pool_rss_mib": [round(k / 1024, 1) for k in pool_rss],

@@ -10,7 +10,7 @@ handler directly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +24,10 @@ from listserv.store.database import Store
 T = TypeVar("T")
 
 
+async def _nothing() -> None:
+    """No sender (tests that build a Context): nothing to wait for."""
+
+
 @dataclass
 class Context:
     """What every inbox handler needs from the shell, passed in."""
@@ -32,6 +36,9 @@ class Context:
     store: Store
     clock: Clock
     wake_sender: Callable[[], None] = lambda: None
+    #: After ``wake_sender``: returns once the sender holds the store for its claim (or
+    #: soon), so that a long write after a post's first chunk does not delay its first copy.
+    sender_claiming: Callable[[], Awaitable[None]] = lambda: _nothing()
     dmarc: DmarcLookup | None = None          # None: real DNS (built on first use)
     dkim_dns: DnsFunc | None = None           # None: dkimpy's own DNS lookup
     worker: Worker | None = None              # None: a thread (tests that build a Context)

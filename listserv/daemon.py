@@ -127,7 +127,8 @@ class Daemon:
     async def _start(self) -> tuple[str, int]:
         self.store = await open_store(self.config, clock=self.clock)
         self.ctx = Context(config=self.config, store=self.store, clock=self.clock,
-                           wake_sender=self.wake_sender, dmarc=self._dmarc,
+                           wake_sender=self.wake_sender, sender_claiming=self.sender_claiming,
+                           dmarc=self._dmarc,
                            dkim_dns=self._dkim_dns, worker=self.worker)
         handlers, parkers = self._handlers, {}
         if handlers is None:
@@ -173,6 +174,12 @@ class Daemon:
         sender = getattr(self, "sender", None)
         if sender is not None:
             sender.wake()
+
+    async def sender_claiming(self) -> None:
+        """Publishing waits here after a post's first chunk (``Sender.claiming``)."""
+        sender = getattr(self, "sender", None)
+        if sender is not None:
+            await sender.claiming()
 
     async def stop(self, *, quiet: bool = False) -> None:
         if self.server is not None:

@@ -12,6 +12,7 @@ import itertools
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from listserv.delivery.outcomes import ACCEPTED, DeliveryResult
@@ -37,7 +38,11 @@ class MaildirTransport:
         self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
         self._counter = itertools.count()
 
-    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
+    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                      before_data: Callable[[], Awaitable[object]] | None = None
+                      ) -> DeliveryResult:
+        if before_data is not None:  # writing the file is the delivery
+            await before_data()
         try:
             await asyncio.to_thread(self._write_all, mail_from, rcpts, data)
         except OSError as exc:  # disk full, permissions: nothing is lost, try again later

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import re
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from listserv.delivery.outcomes import (
@@ -40,6 +41,8 @@ _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_REPLY = 64 * 1024
+
+BeforeData = Callable[[], Awaitable[object]]
 
 
 class SessionLost(ConnectionError):
@@ -169,8 +172,13 @@ class Session(asyncio.Protocol):
     # -- the transaction -----------------------------------------------------------
 
     async def transaction(self, mail_from: str, options: list[str], rcpts: list[str],
-                          payload: bytes, *, pipelining: bool, encoding: str) -> DeliveryResult:
-        """MAIL, RCPT each, DATA, body (``payload`` from ``prepare``). Raises SessionLost."""
+                          payload: bytes, *, pipelining: bool, encoding: str,
+                          before_data: BeforeData | None = None) -> DeliveryResult:
+        """MAIL, RCPT each, DATA, body (``payload`` from ``prepare``). Raises SessionLost.
+
+        ``before_data`` is awaited after the ``354`` and before the body (see
+        ``transports.Transport.deliver``).
+        """
         outcomes: dict[str, RcptOutcome] = {}
         sendable = []
         for rcpt in rcpts:
@@ -214,6 +222,8 @@ class Session(asyncio.Protocol):
             final = data_reply
             await self._reset(data_reply)
         else:
+            if before_data is not None:
+                await before_data()
             self.payload_sent = True  # from here a lost line may have delivered it
             final = await self.command(payload)
         outcome = ACCEPTED if final.code == 250 else outcome_for_code(final.code, final.text)

@@ -208,6 +208,14 @@ def unsubscribe_token(secret: bytes, list_address: str, address: str) -> str:
     return base64.b32encode(mac[:20]).decode("ascii").lower()
 
 
+_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
+
+
+def wire_form(data: bytes) -> bytes:
+    """``data`` with CRLF line ends, as SMTP carries it (and as it is then signed)."""
+    return _LINE_END.sub(b"\r\n", data)
+
+
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+|[a-z2-7]{32}")
 _ENCODED = re.compile(rb"(?im)^content-transfer-encoding:\s*(quoted-printable|base64)")
 
@@ -287,8 +295,8 @@ class PersonalCopies:
         self.template: bytes | None = None
         self.slots: Slots = []
         try:
-            template = render_personal(raw, mlist, self.placeholder,
-                                       self._url(self.placeholder))
+            template = wire_form(render_personal(raw, mlist, self.placeholder,
+                                                 self._url(self.placeholder)))
         except Exception:
             return
         slots = find_slots(template, self.placeholder.encode())
@@ -326,10 +334,19 @@ class PersonalCopies:
     def fast(self, member: str) -> bool:
         return self.template is not None and self._safe(member)
 
+    def fits(self, value: str) -> bool:
+        """A member's ``value`` can go into the template (``fast`` for a known value)."""
+        return self.template is not None and _SAFE_VALUE.fullmatch(value) is not None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Names this template among all (a signing process keeps templates by it)."""
+        return id(self), self.placeholder
+
     def substitute(self, member: str) -> bytes:
         assert self.template is not None
         return fill(self.template, self.slots, self.value(member).encode())
 
     def render(self, member: str) -> bytes:
-        """The slow, always-right way: render this member's copy from scratch."""
-        return render_personal(self.raw, self.mlist, member, self.url(member))
+        """The slow, always-right way: render this member's copy from scratch (CRLF)."""
+        return wire_form(render_personal(self.raw, self.mlist, member, self.url(member)))

@@ -124,19 +124,25 @@ class Signer:
         """The ``DKIM-Signature: ...`` field for ``message``, line ends as in it."""
         headers, body = split_message(message)
         linesep = b"\r\n" if message.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
+        body_hash = hashlib.sha256(canonical_body(body)).digest()
         # Only signed fields can be selected: canonicalise just those.
-        headers = [h for h in headers if h[0].lower().decode("ascii") in _SIGNED_SET]
+        headers = signable(headers)
         include = signed_header_names(name.decode("ascii").lower() for name, _ in headers)
+        return self.field(canonical_headers(headers), include, body_hash, linesep)
+
+    def field(self, canonical_headers: list[tuple[bytes, bytes]], include: list[str],
+              body_hash: bytes, linesep: bytes) -> bytes:
+        """The signature field from what a verifier hashes: the canonical signed
+        headers (relaxed), the ``h=`` names, the body's SHA-256."""
         tags = [
             "v=1", f"a={self.algorithm}", "c=relaxed/relaxed", f"d={self.domain}",
             f"s={self.selector}", f"t={int(self._clock())}", "h=" + " : ".join(include),
-            f"bh={body_hash.decode('ascii')}",
+            f"bh={base64.b64encode(body_hash).decode('ascii')}",
         ]
         unsigned = _fold("DKIM-Signature: " + "; ".join(tags) + ";") + "\n b="
         hasher = hashlib.sha256()
         value = unsigned.removeprefix("DKIM-Signature:").encode("ascii")
-        hash_headers(hasher, _RELAXED, _RELAXED.canonicalize_headers(headers),
+        hash_headers(hasher, _RELAXED, canonical_headers,
                      [n.encode("ascii") for n in include], (b"DKIM-Signature", value), None)
         b64 = base64.b64encode(self._sign_digest(hasher.digest())).decode("ascii")
         chunks = [b64[i:i + _WIDTH - 3] for i in range(0, len(b64), _WIDTH - 3)]
@@ -160,6 +166,16 @@ def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
     headers, _ = rfc822_parse(message[: end.start() + 1])
     body = message[end.end():].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     return headers, body
+
+
+def signable(headers: list[list[bytes]]) -> list[list[bytes]]:
+    """The header fields a signature of ours may cover (``SIGNED_HEADERS``)."""
+    return [h for h in headers if h[0].lower().decode("ascii") in _SIGNED_SET]
+
+
+def canonical_headers(headers: list[list[bytes]]) -> list[tuple[bytes, bytes]]:
+    """dkimpy's relaxed header canonicalisation."""
+    return _RELAXED.canonicalize_headers(headers)  # type: ignore[no-any-return]
 
 
 def canonical_body(body: bytes) -> bytes:

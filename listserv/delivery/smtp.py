@@ -35,7 +35,7 @@ import aiosmtplib
 
 from listserv.config import Config
 from listserv.delivery.outcomes import DeliveryResult, Outcome, RcptOutcome
-from listserv.delivery.pipeline import Session, SessionLost, prepare
+from listserv.delivery.pipeline import BeforeData, Session, SessionLost, prepare
 from listserv.log import event
 
 IDLE_LIMIT = 30.0  # seconds an idle connection is trusted; relays drop idle ones (Postfix: 300 s)
@@ -94,13 +94,14 @@ class SmtpTransport:
             local_hostname=config.server.hostname or None,
         ), tls_context=tls_context)
 
-    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
+    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                      before_data: BeforeData | None = None) -> DeliveryResult:
         result = DeliveryResult({})
         step = self.settings.max_recipients
         payload = self._payload(data)
         for start in range(0, len(rcpts), step):
             result = result.merged(await self._deliver_one(mail_from, rcpts[start:start + step],
-                                                           data, payload))
+                                                           data, payload, before_data))
         return result
 
     def _payload(self, data: bytes) -> bytes:
@@ -124,7 +125,7 @@ class SmtpTransport:
     # -- one transaction -----------------------------------------------------
 
     async def _deliver_one(self, mail_from: str, rcpts: list[str], data: bytes,
-                           payload: bytes) -> DeliveryResult:
+                           payload: bytes, before_data: BeforeData | None) -> DeliveryResult:
         for attempt in (1, 2):
             try:
                 conn, fresh = await self._acquire()
@@ -133,7 +134,8 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 return DeliveryResult.temporary(rcpts, 421, f"4.4.1 {_describe(exc)}")
             try:
-                result = await self._transaction(conn, mail_from, rcpts, data, payload)
+                result = await self._transaction(conn, mail_from, rcpts, data, payload,
+                                                 before_data)
             except (SessionLost, OSError, TimeoutError) as exc:
                 self._discard(conn)
                 if attempt == 1 and not fresh and not conn.session.payload_sent:
@@ -145,7 +147,8 @@ class SmtpTransport:
         raise AssertionError("unreachable")
 
     async def _transaction(self, conn: _Connection, mail_from: str, rcpts: list[str],
-                           data: bytes, payload: bytes) -> DeliveryResult:
+                           data: bytes, payload: bytes, before_data: BeforeData | None
+                           ) -> DeliveryResult:
         """MAIL, RCPT each, DATA. A refusal is an outcome; a broken line raises."""
         options = []
         utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpts))
@@ -158,7 +161,7 @@ class SmtpTransport:
             options.append("BODY=8BITMIME")
         return await conn.session.transaction(
             mail_from, options, rcpts, payload, pipelining=conn.pipelining,
-            encoding="utf-8" if utf8 else "ascii")
+            encoding="utf-8" if utf8 else "ascii", before_data=before_data)
 
     # -- the pool ------------------------------------------------------------
 

@@ -18,12 +18,20 @@ from typing import Protocol
 from listserv.config import Config
 from listserv.delivery.maildir import MaildirTransport
 from listserv.delivery.outcomes import DeliveryResult
+from listserv.delivery.pipeline import BeforeData
 from listserv.delivery.smtp import SmtpTransport
 
 
 class Transport(Protocol):
-    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
-        """Hand ``data`` over for ``rcpts``; never raises for a delivery fault."""
+    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                      before_data: BeforeData | None = None) -> DeliveryResult:
+        """Hand ``data`` over for ``rcpts``; never raises for a delivery fault.
+
+        ``before_data`` is awaited once the envelope is accepted and before any
+        byte of ``data`` goes out: the sender passes "the previous transaction's
+        outcome is committed", so the envelope's round trip overlaps that commit
+        while a crash still repeats at most one transaction per connection.
+        """
         ...
 
     async def close(self) -> None: ...

@@ -16,7 +16,7 @@ from listserv.context import Context
 from listserv.log import event
 from listserv.mail.dmarc import needs_rewrite
 from listserv.moderation.copies import build_copy
-from listserv.outbox.queue import FIRST_CHUNK, enqueue_post, queue_more
+from listserv.outbox.queue import CHUNK, FIRST_CHUNK, enqueue_post, queue_more
 
 
 async def publish_approved(ctx: Context) -> int:
@@ -71,6 +71,7 @@ async def publish_approved(ctx: Context) -> int:
             event("post_not_archived", level="warning", list=mlist.address, post=row["id"],
                   msgid=built.message_id, reason="copy not readable")
         ctx.wake_sender()  # the first chunk is committed: the first copies leave now
+        await ctx.sender_claiming()
         count += await queue_rest(ctx, outgoing_id)
         event("post_queued", list=mlist.address, post=row["id"], outgoing=outgoing_id,
               recipients=count, msgid=built.message_id, dmarc_rewrite=rewrite)
@@ -79,11 +80,18 @@ async def publish_approved(ctx: Context) -> int:
 
 
 async def queue_rest(ctx: Context, outgoing_id: int) -> int:
-    """Queue a post's remaining members, a chunk per transaction; how many were queued."""
-    total = 0
+    """Queue a post's remaining members, a chunk per transaction; how many were queued.
+
+    The chunks start small and double up to ``CHUNK``: the sender, woken by
+    the first chunk's commit, waits for the store behind at most a short
+    transaction before it claims, so the first copies leave at once; the
+    later, large chunks keep the commits few.
+    """
+    total, limit = 0, FIRST_CHUNK
     while True:
+        limit = min(2 * limit, CHUNK)
         async with ctx.store.transaction() as db:
-            count, done = await queue_more(db, outgoing_id)
+            count, done = await queue_more(db, outgoing_id, limit)
         total += count
         if count:
             ctx.wake_sender()

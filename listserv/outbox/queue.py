@@ -96,6 +96,13 @@ async def queue_more(db: aiosqlite.Connection, outgoing_id: int, limit: int = CH
 
     Call it inside a transaction: the rows and the cursor move together, so a
     crash between two chunks neither loses nor repeats a member.
+
+    Both queries walk the members table in ``id`` order from the cursor
+    (``+list_address`` keeps SQLite off the (list, address) index): each
+    chunk reads only its own rows, where the index made every chunk read and
+    sort the whole list (30 ms a chunk at 100,000 members, twenty chunks). A
+    list much smaller than the table pays one walk to the table's end per post
+    (12 ms per 100,000 rows of other lists).
     """
     # An UPDATE, not a SELECT: it locks the post's row until this commit, so a second
     # daemon on PostgreSQL finishing the same fan-out waits and reads the moved cursor.
@@ -106,7 +113,7 @@ async def queue_more(db: aiosqlite.Connection, outgoing_id: int, limit: int = CH
         return 0, True
     list_address, after = row[0], row[1]
     async with db.execute(
-        "SELECT max(id), count(*) FROM (SELECT id FROM members WHERE list_address = ?"
+        "SELECT max(id), count(*) FROM (SELECT id FROM members WHERE +list_address = ?"
         " AND status = 'enabled' AND id > ? ORDER BY id LIMIT ?) AS page",
         (list_address, after, limit),
     ) as cur:
@@ -117,7 +124,7 @@ async def queue_more(db: aiosqlite.Connection, outgoing_id: int, limit: int = CH
             "INSERT INTO deliveries (outgoing_id, rcpt, domain)"
             " SELECT ?, coalesce(nullif(address_as_given, ''), address),"
             "        substr(address, instr(address, '@') + 1)"
-            " FROM members WHERE list_address = ? AND status = 'enabled'"
+            " FROM members WHERE +list_address = ? AND status = 'enabled'"
             " AND id > ? AND id <= ? ORDER BY id",
             (outgoing_id, list_address, after, upto),
         )

@@ -299,3 +299,42 @@ async def test_the_bench_raw_sink_counts_every_recipient_once(tmp_path: Path) ->
     counted = json.loads(stats.read_text())
     assert (counted["rcpts"], counted["distinct"], counted["duplicates"]) == (300, 300, 0)
     assert counted["connections"] <= 4
+
+
+async def test_the_body_waits_for_before_data_and_the_envelope_does_not(
+    relay: Callable[[Script], Any],
+) -> None:
+    """The sender's hook: the envelope is answered while the previous outcome is still
+    being committed; no byte of the body leaves before the hook returns."""
+    script = Script()
+    transport = client(await relay(script))
+    committed = asyncio.Event()
+    waited: list[int] = []
+
+    async def previous_outcome_committed() -> None:
+        waited.append(script.commands.count("DATA"))
+        await committed.wait()
+
+    task = asyncio.create_task(transport.deliver(
+        "list-bounces@x.de", ["a@x.de"], DATA, before_data=previous_outcome_committed))
+    await wait_for(lambda: waited == [1])  # MAIL, RCPT, DATA sent and DATA answered 354
+    assert script.messages == [] and not task.done()
+    committed.set()
+    result = await task
+    assert result.outcomes["a@x.de"].outcome is Outcome.ACCEPTED
+    assert [m[2] for m in script.messages] == [DATA]
+    await transport.close()
+
+
+async def test_before_data_is_not_awaited_when_no_recipient_is_taken(
+    relay: Callable[[Script], Any],
+) -> None:
+    script = Script(rcpt_reply=lambda rcpt: b"550 5.1.1 no such user")
+    transport = client(await relay(script))
+
+    async def never() -> None:
+        raise AssertionError("no body, so nothing to wait for")
+
+    result = await transport.deliver("list-bounces@x.de", ["a@x.de"], DATA, before_data=never)
+    assert result.outcomes["a@x.de"].outcome is Outcome.PERMANENT
+    await transport.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -74,7 +74,11 @@ class FakeTransport:
         self.calls: list[tuple[str, list[str], bytes]] = []
         self.outcomes: list[tuple[str, Outcome]] = []
 
-    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> DeliveryResult:
+    async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                      before_data: Callable[[], Awaitable[object]] | None = None
+                      ) -> DeliveryResult:
+        if before_data is not None:
+            await before_data()
         self.calls.append((mail_from, list(rcpts), data))
         result = DeliveryResult({r: self.script(mail_from, r) for r in rcpts})
         self.outcomes += [(r, o.outcome) for r, o in result.outcomes.items()]
@@ -386,10 +390,11 @@ async def test_stop_puts_queued_rows_back_to_pending(
     gate = asyncio.Event()
 
     class Slow(FakeTransport):
-        async def deliver(self, mail_from: str, rcpts: list[str], data: bytes
+        async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                          before_data: Callable[[], Awaitable[object]] | None = None
                           ) -> DeliveryResult:
             await gate.wait()
-            return await super().deliver(mail_from, rcpts, data)
+            return await super().deliver(mail_from, rcpts, data, before_data=before_data)
 
     transport = Slow()
     sender = Sender(config, store, transport, clock=clock)
@@ -482,3 +487,41 @@ def test_personal_copies_from_one_template_equal_rendering_each(
     for member in members:
         assert copies.fast(member)
         assert copies.substitute(member) == copies.render(member)
+
+
+async def test_claiming_returns_once_the_claim_holds_the_store(
+    config_factory: Callable[..., Config], store: Store, clock: FakeClock,
+    running: list[Sender],
+) -> None:
+    """Publishing waits on it between a post's first chunk and the rest: a write that
+    starts after it runs after the claim, so the first copies do not wait for it."""
+    config = config_factory()
+    await add_members(store, ["anna@x.de", "bernd@y.de"])
+    gate = asyncio.Event()
+
+    class Held(FakeTransport):  # keeps the claimed rows 'sending' while the test looks
+        async def deliver(self, mail_from: str, rcpts: list[str], data: bytes, *,
+                          before_data: Callable[[], Awaitable[object]] | None = None
+                          ) -> DeliveryResult:
+            await gate.wait()
+            return await super().deliver(mail_from, rcpts, data, before_data=before_data)
+
+    sender = await start(running, config, store, Held(), clock=clock)
+    await post(store, config, list_copy_bytes(config))
+    sender.wake()
+    await sender.claiming()
+    async with store.transaction() as db:  # queued behind the claim's transaction
+        cur = await db.execute("SELECT state, count(*) FROM deliveries GROUP BY state")
+        assert dict(await cur.fetchall()) == {"sending": 2}  # type: ignore[arg-type]
+    gate.set()
+    await wait_for(lambda: sender.sent == 2)
+
+
+async def test_claiming_does_not_wait_long_for_a_sender_with_nothing_to_claim(
+    config_factory: Callable[..., Config], store: Store, clock: FakeClock,
+    running: list[Sender],
+) -> None:
+    sender = await start(running, config_factory(), store, FakeTransport(), clock=clock)
+    await sender.claiming()  # no wake: at most its timeout, never forever
+    sender.wake()
+    await asyncio.wait_for(sender.claiming(), timeout=5)

@@ -81,3 +81,39 @@ async def test_a_discarded_post_queues_no_more_members(store: Store) -> None:
         await discard_any(db, 1, by="cli", now=store.clock())
         assert await outbox.queue_more(db, outgoing_id) == (0, True)
     assert len(await rcpts(store)) == 4
+
+
+async def test_members_of_lists_that_interleave_are_queued_for_their_own_list_only(
+    store: Store,
+) -> None:
+    """The chunks walk the members table in id order past other lists' rows."""
+    other = LIST.replace("@", "-andere@")
+    async with store.transaction() as db:
+        await db.executemany(
+            "INSERT INTO members (list_address, address, joined_at) VALUES (?, ?, ?)",
+            [(LIST if i % 3 else other, f"m{i:04d}@x.example", "2026-01-01T00:00:00.000000Z")
+             for i in range(40)])
+    outgoing_id, first = await post(store, first_chunk=4)
+    total = first
+    while True:
+        async with store.transaction() as db:
+            count, done = await outbox.queue_more(db, outgoing_id, limit=6)
+        total += count
+        if done:
+            break
+    expected = [f"m{i:04d}@x.example" for i in range(40) if i % 3]
+    assert total == len(expected) and await rcpts(store) == expected
+
+
+async def test_a_small_list_after_a_large_one_is_queued_whole(store: Store) -> None:
+    """Its members come after the cursor's walk through the other list's rows."""
+    other = LIST.replace("@", "-andere@")
+    async with store.transaction() as db:
+        await db.executemany(
+            "INSERT INTO members (list_address, address, joined_at) VALUES (?, ?, ?)",
+            [(other, f"o{i:04d}@x.example", "2026-01-01T00:00:00.000000Z")
+             for i in range(3000)] + [(LIST, "klein@x.example", "2026-01-01T00:00:00.000000Z")])
+    outgoing_id, first = await post(store, first_chunk=500)
+    assert first == 1 and await rcpts(store) == ["klein@x.example"]
+    row = await store.fetchone("SELECT fanout_after FROM outgoing WHERE id = ?", (outgoing_id,))
+    assert row is not None and row[0] is None
