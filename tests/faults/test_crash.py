@@ -14,7 +14,6 @@ import asyncio
 import smtplib
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
@@ -41,14 +40,6 @@ def open_list(**extra: object) -> dict[str, object]:
         "dmarc_mitigation": "never"}
     table.update(extra)
     return table
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.close()
 
 
 def start(config: Path, procs: list[Proc]) -> Proc:

@@ -31,7 +31,6 @@ import smtplib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -105,14 +104,6 @@ async def _add_members(pg_url: str, members: list[str]) -> None:
             records=[(LIST, m, "2026-01-01T00:00:00.000000Z") for m in members])
     finally:
         await conn.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.close()
 
 
 @pytest.mark.parametrize("mode", ["bulk", "verp"])
