@@ -127,7 +127,8 @@ class Processor:
                 return True
             event("processing_failed", level="error", inbox=item.id, msgid=item.message_id,
                   role=item.role, attempt=item.attempts, error=error,
-                  state="retry" if state is InboxState.NEW else "failed")
+                  state={InboxState.NEW: "retry", InboxState.DONE: "done before the fault"}
+                  .get(state, "failed"))
             return True
         await self.store.finish(item.id, outcome)
         self.processed += 1

@@ -308,21 +308,25 @@ class Store:
         )
 
     async def fail(self, item: InboxItem, error: str) -> InboxState:
-        """A processing attempt raised: retry later with backoff, or park it."""
+        """A processing attempt raised: retry later with backoff, or park it.
+
+        Only a row still ``processing``: a handler that committed its change
+        (and ``finish_in``) and then raised on a later step, such as
+        publishing, must not run again, or it would apply its change twice.
+        That row stays ``done`` and ``DONE`` is returned.
+        """
         now = self.clock()
         async with self.transaction() as db:
             if item.attempts >= MAX_ATTEMPTS:
-                await db.execute(
-                    "UPDATE inbox SET state = 'failed', outcome = ?, handled_at = ? WHERE id = ?",
-                    (error, iso(now), item.id),
-                )
-                return InboxState.FAILED
+                cur = await db.execute(
+                    "UPDATE inbox SET state = 'failed', outcome = ?, handled_at = ?"
+                    " WHERE id = ? AND state = 'processing'", (error, iso(now), item.id))
+                return InboxState.FAILED if cur.rowcount else InboxState.DONE
             delay = timedelta(seconds=30 * 2 ** (item.attempts - 1))
-            await db.execute(
-                "UPDATE inbox SET state = 'new', outcome = ?, not_before = ? WHERE id = ?",
-                (error, iso(now + delay), item.id),
-            )
-            return InboxState.NEW
+            cur = await db.execute(
+                "UPDATE inbox SET state = 'new', outcome = ?, not_before = ?"
+                " WHERE id = ? AND state = 'processing'", (error, iso(now + delay), item.id))
+            return InboxState.NEW if cur.rowcount else InboxState.DONE
 
     async def scrub(self) -> None:
         """Leave no trace of deleted data in the files: rebuild, then empty the WAL.

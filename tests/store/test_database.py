@@ -12,7 +12,7 @@ import pytest
 from listserv.errors import StoreError
 from listserv.store.database import MAX_ATTEMPTS, Store
 from listserv.store.migrations import MIGRATIONS
-from listserv.store.rows import NewInbound
+from listserv.store.rows import InboxState, NewInbound
 from tests.store.conftest import Opener
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -126,4 +126,19 @@ async def test_failed_attempt_is_retried_after_backoff(opener: Opener) -> None:
     clock.now = due
     retry = await store.claim_next()
     assert retry is not None and retry.id == item.id
+    await store.close()
+
+
+async def test_a_fault_after_the_handler_committed_does_not_run_it_again(
+        opener: Opener) -> None:
+    """The handler's change and finish_in are committed; publishing then raised."""
+    store = await opener()
+    await store.add_inbound([inbound(1)])
+    item = await store.claim_next()
+    assert item is not None
+    async with store.transaction() as db:
+        await store.finish_in(db, item.id, "approved by policy, post 1")
+    assert await store.fail(item, "RuntimeError: publishing failed") == InboxState.DONE
+    assert await store.claim_next() is None
+    assert await store.inbox_counts() == {"done": 1}
     await store.close()
