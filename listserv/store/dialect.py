@@ -50,6 +50,7 @@ _UNSEAL = re.compile(
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 _UPDATE = re.compile(r"^\s*UPDATE\s+(\w+)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_PENDING = re.compile(r"\bSET\s+state\s*=\s*'pending'", re.IGNORECASE)
 _INSERT_SELECT = re.compile(r"\)\s*SELECT\b", re.IGNORECASE)
 _ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b", re.IGNORECASE)
 _WORDS = (
@@ -113,8 +114,9 @@ def to_postgres(sql: str) -> Translated:
             returning_id = True
     else:
         update = _UPDATE.match(text)
-        if update is not None and update.group(1).lower() == "deliveries":
-            notify = "deliveries"   # a retry made due again, a claim given back
+        if (update is not None and update.group(1).lower() == "deliveries"
+                and _PENDING.search(text)):
+            notify = "deliveries"   # claims given back: sendable now (not every outcome)
     returns_rows = bool(_ROWS.match(text) or _RETURNING.search(text))
     return Translated(text, names, count, frozenset(sealed), tuple(unsealed),
                       returns_rows, returning_id, notify)

@@ -66,6 +66,7 @@ def test_writes_to_the_queues_notify() -> None:
     assert to_postgres("INSERT INTO deliveries (rcpt) VALUES (?)").notify == "deliveries"
     assert to_postgres("INSERT INTO inbox (rcpt) VALUES (?)").notify == "inbox"
     assert to_postgres("UPDATE deliveries SET state = 'pending'").notify == "deliveries"
+    assert to_postgres("UPDATE deliveries SET state = 'sent' WHERE id = ?").notify is None
     assert to_postgres("INSERT INTO posts (rule) VALUES (?)").notify is None
 
 
