@@ -50,16 +50,10 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
 
 async def _init(cfg: Config, args: argparse.Namespace) -> int:
     from listserv.store import keys
-    from listserv.store.backends import open_store, stored_version
+    from listserv.store.backends import open_store
 
     preflight.make_data_dir(cfg)
-    if cfg.store.is_postgresql and not (cfg.server.data_dir / keys.MAIL_KEY).is_file() \
-            and await stored_version(cfg) is not None:
-        # A second host: new keys here would seal mail the other hosts cannot read.
-        raise StoreError(f"{cfg.database_name} is in use already and {cfg.server.data_dir}"
-                         f" has no {keys.MAIL_KEY}: copy {keys.MAIL_KEY}, {keys.VERP_KEY} and"
-                         f" {keys.UNSUBSCRIBE_KEY} from a host that has them, then run init")
-    store = await open_store(cfg)   # makes data_dir 0700 and an SQLite file 0600
+    store = await open_store(cfg)   # refuses a second host without the keys
     version = await store.schema_version()
     await store.close()
     print(f"database {cfg.database_name}: schema version {version}")

@@ -27,17 +27,28 @@ async def open_store(cfg: Config, *, clock: Clock = utcnow) -> Store:
         return await Store.open(cfg.database_path, clock=clock, instance=instance_of(cfg))
     from listserv.store.postgres import PgStore  # asyncpg only where it is used
 
-    if not (cfg.server.data_dir / keys.MAIL_KEY).is_file() and await stored_version(cfg):
+    missing = keys_missing(cfg)
+    if missing is not None and await stored_version(cfg) is not None:
         # A database in use and no key here: a new key would make every mail the
         # other hosts stored unreadable on this one. The operator copies the keys.
-        raise StoreError(f"no {keys.MAIL_KEY} in {cfg.server.data_dir}, and {cfg.database_name}"
-                         f" is in use: copy {keys.MAIL_KEY}, {keys.VERP_KEY} and"
-                         f" {keys.UNSUBSCRIBE_KEY} from a host that has them")
+        raise StoreError(f"{cfg.database_name} is in use already; {missing}")
 
     return await PgStore.connect(
         cfg.store.url, data_dir=cfg.server.data_dir, password=_password(cfg), clock=clock,
         instance=instance_of(cfg), lease=float(cfg.store.lease_seconds),
         pool_size=cfg.store.pool_size)
+
+
+def keys_missing(cfg: Config) -> str | None:
+    """On PostgreSQL, what to copy when data_dir has no ``mail.key``; else None.
+
+    Opening would make a new key, and the mail the other hosts stored would be
+    unreadable here: ``open_store``, ``init`` and the reading commands refuse.
+    """
+    if cfg.store.is_postgresql and not (cfg.server.data_dir / keys.MAIL_KEY).is_file():
+        return (f"no {keys.MAIL_KEY} in {cfg.server.data_dir}: copy {keys.MAIL_KEY},"
+                f" {keys.VERP_KEY} and {keys.UNSUBSCRIBE_KEY} from a host that has them")
+    return None
 
 
 def _password(cfg: Config) -> str | None:
@@ -102,8 +113,5 @@ async def not_ready(cfg: Config) -> str | None:
             return (f"no database at {cfg.database_name} yet: it has no listserv tables"
                     " (run 'listserv init')")
         return f"no database at {cfg.database_path} (run 'listserv init')"
-    if cfg.store.is_postgresql and not (cfg.server.data_dir / keys.MAIL_KEY).is_file():
-        return (f"no {keys.MAIL_KEY} in {cfg.server.data_dir}: copy {keys.MAIL_KEY},"
-                f" {keys.VERP_KEY} and {keys.UNSUBSCRIBE_KEY} from a host that has them"
-                " (or run 'listserv init' on the first host)")
-    return None
+    missing = keys_missing(cfg)
+    return None if missing is None else f"{missing} (or run 'listserv init' on the first host)"
