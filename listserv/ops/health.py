@@ -48,7 +48,7 @@ from listserv.ops.report import (
     render,
 )
 from listserv.ops.scheduler import JOBS
-from listserv.store.backends import not_ready, open_store, stored_version
+from listserv.store.backends import open_store, stored_version, why_not_ready
 from listserv.store.database import Store
 from listserv.store.migrations import MIGRATIONS
 
@@ -158,12 +158,12 @@ async def database_problem(cfg: Config) -> str | None:
     unusable = preflight.data_dir_problem(cfg)
     if unusable is not None:
         return f"{cfg.path}: [server] data_dir: {unusable}"
-    missing = await not_ready(cfg)
+    have = await stored_version(cfg)   # read once: the checks below all need it
+    missing = why_not_ready(cfg, have)
     if missing is not None:
         return missing
-    have = await stored_version(cfg) or 0
     want = MIGRATIONS[-1][0]
-    if have < want:
+    if (have or 0) < want:
         return (f"database {cfg.database_name} has schema version {have}, this listserv"
                 f" needs {want}: run 'listserv init' (or start the daemon) to migrate it")
     return None

@@ -101,14 +101,19 @@ async def stored_version(cfg: Config) -> int | None:
 
 
 async def not_ready(cfg: Config) -> str | None:
-    """Why a command that reads must not open the store yet, or None.
+    """Why a command that reads must not open the store yet, or None (``why_not_ready``)."""
+    return why_not_ready(cfg, await stored_version(cfg))
+
+
+def why_not_ready(cfg: Config, version: int | None) -> str | None:
+    """``not_ready`` for a schema version the caller has read already.
 
     No database (opening would make an empty one on SQLite, or fill an empty
     PostgreSQL database with tables the operator did not ask for), or, on
     PostgreSQL, no ``mail.key`` in data_dir: opening would make a new key,
     and the mail other hosts stored would be unreadable here.
     """
-    if await stored_version(cfg) is None:
+    if version is None:
         if cfg.store.is_postgresql:
             return (f"no database at {cfg.database_name} yet: it has no listserv tables"
                     " (run 'listserv init')")
