@@ -15,6 +15,8 @@ the bodies go:
   data too, and nothing reads it once the copy is final;
 * ``reply_log`` rows older than two days go: they only feed the daily cap;
 * ``dkim_seen`` rows past their ``expires_at`` go (``store.replay``);
+* ``job_runs`` rows older than a week go: a slot is only looked up on its
+  own day or hour (``ops.scheduler``), and the table grows by about 55 a day;
 * ``consent_log`` is kept: it is the proof of consent (Art. 7 (1)).
 * the members' archive is apart from all this: a list's archived posts go
   after its own ``archive_days`` (0, the default: kept), and with the list's
@@ -43,6 +45,7 @@ from listserv.log import event
 from listserv.store import replay
 
 DEFAULT_RETENTION_DAYS = 30   # for rows of a list no longer in the configuration
+JOB_RUNS_DAYS = 7             # a slot is only asked about on its own day or hour
 REPLY_LOG_DAYS = 2            # the cap counts the last 24 h; a day more for clock skew
 
 
@@ -107,7 +110,7 @@ async def purge(ctx: Context) -> dict[str, int]:
     """
     now = ctx.clock()
     counts = {"inbox_raw": 0, "outgoing_raw": 0, "deliveries": 0, "reply_log": 0,
-              "dkim_seen": 0, "archive": 0}
+              "dkim_seen": 0, "job_runs": 0, "archive": 0}
     sqlite = ctx.store.dialect == "sqlite"
     async with ctx.store.transaction() as db:
         before = 0
@@ -126,6 +129,9 @@ async def purge(ctx: Context) -> dict[str, int]:
                                    (iso(now - timedelta(days=REPLY_LOG_DAYS)),))
             counts["reply_log"] = cur.rowcount
             counts["dkim_seen"] = await replay.forget_expired(db, now)
+            cur = await db.execute("DELETE FROM job_runs WHERE started_at < ?",
+                                   (iso(now - timedelta(days=JOB_RUNS_DAYS)),))
+            counts["job_runs"] = cur.rowcount
             for mlist in ctx.config.lists:
                 counts["archive"] += await archive.expire(db, mlist.address,
                                                           mlist.archive_days, now)

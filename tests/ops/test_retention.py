@@ -160,3 +160,14 @@ async def test_purge_leaves_secure_delete_as_it_was(ctx: Context) -> None:
     before = await secure_delete()
     await purge(ctx)
     assert await secure_delete() == before
+
+
+async def test_job_runs_go_after_a_week(ctx: Context, clock: FakeClock) -> None:
+    """A slot is asked about only on its day or hour: older rows are dead weight."""
+    assert await ctx.store.run_once("bounce_decay", "2026-11-01")
+    clock.advance(days=6)
+    assert await ctx.store.run_once("bounce_decay", "2026-11-07")
+    clock.advance(days=2)
+    assert await purge(ctx) == {"job_runs": 1}
+    rows = await ctx.store.fetchall("SELECT slot FROM job_runs")
+    assert [r[0] for r in rows] == ["2026-11-07"]
