@@ -76,6 +76,7 @@ class Translated:
     sealed: frozenset[int]             # 0-based positions of parameters to seal
     unsealed: tuple[tuple[str, str], ...]  # (result column, "bytes" | "text")
     returns_rows: bool                 # fetch (SELECT, RETURNING) or execute
+    returning: bool                    # rows are the changed ones: rowcount is their number
     returning_id: bool                 # RETURNING id was added: lastrowid
     notify: str | None                 # payload to NOTIFY on commit
 
@@ -117,9 +118,10 @@ def to_postgres(sql: str) -> Translated:
         if (update is not None and update.group(1).lower() == "deliveries"
                 and _PENDING.search(text)):
             notify = "deliveries"   # claims given back: sendable now (not every outcome)
-    returns_rows = bool(_ROWS.match(text) or _RETURNING.search(text))
+    returning = _RETURNING.search(text) is not None
+    returns_rows = returning or _ROWS.match(text) is not None
     return Translated(text, names, count, frozenset(sealed), tuple(unsealed),
-                      returns_rows, returning_id, notify)
+                      returns_rows, returning, returning_id, notify)
 
 
 def _parameters(sql: str) -> tuple[str, tuple[str, ...] | None, int, set[int]]:

@@ -117,8 +117,7 @@ class PgConnection:
                 records = await self._target.fetch(t.sql, *args)
                 rows = self._rows(t, records)
                 lastrowid = rows[-1][0] if t.returning_id and rows else None
-                return PgCursor(rows, len(rows) if t.returning_id or "RETURNING" in t.sql
-                                else -1, lastrowid)
+                return PgCursor(rows, len(rows) if t.returning else -1, lastrowid)
             status = await self._target.execute(t.sql, *args)
         except FAULTS as exc:
             raise StoreError(f"database: {type(exc).__name__}: {exc}") from exc
